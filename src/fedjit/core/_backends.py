@@ -1,0 +1,545 @@
+"""Backends: `vectorized` (the default) and `reference`.
+
+Both interpret the same graph (see `_interpreter.py`); they differ in how a
+placed value is held.
+
+* vectorized: a `{T}@CLIENTS` value is one array (per leaf) with a leading
+  client axis; values that are equal on all clients (broadcasts) are kept
+  once, without a client axis. `federated_map` maps over clients inside the
+  compiled program (`lax.map`, i.e. a sequential loop, or `vmap`), and the
+  whole federated computation is one `jax.jit` program, compiled once per
+  input shape. Sequences are padded, with masks.
+* reference: client by client in plain Python, without jit: slow and
+  obvious, the oracle the tests compare against, and the debugging path (an
+  error inside a client's computation names the computation and the client).
+
+The backend in use is `fedjit.get_backend()`; `with fedjit.backend(...)`
+selects another for a block of code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import contextvars
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedjit.core import _values
+from fedjit.core._computations import (Computation, FederatedComputation,
+                                       JaxComputation, executing)
+from fedjit.core._errors import ClientComputationError, FederatedTypeError
+from fedjit.core._interpreter import Ops, evaluate, select_field
+from fedjit.core._ir import Node
+from fedjit.core._placements import CLIENTS, SERVER
+from fedjit.core._types import (FederatedType, StructType, TensorType, Type,
+                                build_container, infer_type, struct_fields)
+
+__all__ = ["Backend", "ReferenceBackend", "VectorizedBackend", "backend",
+           "get_backend", "to_jax"]
+
+CLIENT_MAPS = ("auto", "map", "vmap")
+
+
+class Backend:
+  """Runs computations called from Python."""
+
+  name: str
+
+  def run(self, comp: Computation, args: tuple) -> Any:
+    raise NotImplementedError
+
+
+def _param_types(comp: Computation) -> list[Type]:
+  if isinstance(comp, FederatedComputation):
+    return [comp.graph.nodes[i].type for i in comp.graph.params]
+  p = comp.type_signature.parameter
+  if p is None:
+    return []
+  if comp.num_params > 1:
+    return list(p.types())
+  return [p]
+
+
+def _what(comp: Computation, i: int) -> str:
+  names = comp.param_names
+  return f"argument '{names[i]}' of '{comp.name}'" if i < len(names) else comp.name
+
+
+def _constant(node: Node, xp=jnp):
+  leaves = [xp.asarray(l) for l in node.attrs["value"]]
+  return _unflatten_like(node.type, leaves)
+
+
+def _unflatten_like(t: Type, leaves: list):
+  example = _values._example_tree(t)
+  return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(example), leaves)
+
+
+def _num_clients(types: list[Type], reps: list, leading) -> int | None:
+  sizes = set()
+
+  def visit(t, rep):
+    if isinstance(t, FederatedType):
+      if t.placement == CLIENTS and not t.all_equal:
+        sizes.add(leading(rep))
+    elif isinstance(t, StructType):
+      for ft, v in zip(t.types(), struct_fields(t, rep)):
+        visit(ft, v)
+  for t, r in zip(types, reps):
+    visit(t, r)
+  if len(sizes) > 1:
+    raise FederatedTypeError(
+        f"All {{T}}@CLIENTS arguments must hold one value per client, but they "
+        f"have different numbers of clients: {sorted(sizes)}.")
+  return sizes.pop() if sizes else None
+
+
+def _need_clients(n: int | None, what: str) -> int:
+  if n is None:
+    raise FederatedTypeError(
+        f"{what} needs the number of clients, but no argument is placed at "
+        f"CLIENTS. Pass at least one {{T}}@CLIENTS argument to the computation.")
+  return n
+
+
+# ------------------------------------------------------------------ reference
+
+
+class ReferenceOps(Ops):
+  """Client-by-client Python implementation of every intrinsic."""
+
+  def __init__(self, num_clients: int | None):
+    self.n = num_clients
+
+  def constant(self, node):
+    return _constant(node)
+
+  def call(self, node, arg):
+    return node.attrs["fn"].invoke(arg)
+
+  def select(self, node, source_type, value):
+    index = node.attrs["index"]
+    if isinstance(source_type, FederatedType):
+      st = source_type.member
+      if source_type.placement == CLIENTS:
+        return [select_field(st, m, index) for m in value]
+      return select_field(st, value, index)
+    return select_field(source_type, value, index)
+
+  def federated_value(self, node, v):
+    if node.type.placement == SERVER:
+      return v
+    return [v] * _need_clients(self.n, "federated_value(..., CLIENTS)")
+
+  def federated_broadcast(self, node, v):
+    return [v] * _need_clients(self.n, "federated_broadcast")
+
+  def federated_zip(self, node, v):
+    st = node.type.member
+    fields = struct_fields(st, v)
+    if node.type.placement == SERVER:
+      return v
+    return [build_container(st, list(ms)) for ms in zip(*fields)]
+
+  def federated_map(self, node, v):
+    fn = node.attrs["fn"]
+    if node.type.placement == SERVER:
+      return _run_python(fn, v, None)
+    return [_run_python(fn, m, i) for i, m in enumerate(v)]
+
+  def federated_mean(self, node, v, w=None):
+    # Plain sequential arithmetic in the values' own dtype: sum(w_i v_i) / sum(w_i).
+    def mean(*xs):
+      dtype = np.asarray(xs[0]).dtype
+      if w is None:
+        total = functools.reduce(np.add, [np.asarray(x) for x in xs])
+        return jnp.asarray(total / dtype.type(len(xs)), dtype)
+      ws = [np.asarray(wi, dtype) for wi in w]
+      total = functools.reduce(np.add, [wi * np.asarray(x) for wi, x in zip(ws, xs)])
+      return jnp.asarray(total / functools.reduce(np.add, ws), dtype)
+    return jax.tree_util.tree_map(mean, *v)
+
+  def federated_sum(self, node, v):
+    return jax.tree_util.tree_map(
+        lambda *xs: jnp.asarray(functools.reduce(np.add, [np.asarray(x) for x in xs])), *v)
+
+  def federated_secure_sum(self, node, v):
+    modulus = 2 ** node.attrs["bitwidth"]
+
+    def modsum(*xs):
+      total = sum(np.asarray(x, np.int64) % modulus for x in xs) % modulus
+      return jnp.asarray(total.astype(np.uint32).view(np.int32) if np.asarray(xs[0]).dtype
+                         == np.int32 else total, dtype=jnp.result_type(xs[0]))
+    return jax.tree_util.tree_map(modsum, *v)
+
+  def federated_aggregate(self, node, v, zero):
+    acc = zero
+    for i, m in enumerate(v):
+      acc = _run_python(node.attrs["accumulate"], (acc, m), i)
+    return _run_python(node.attrs["report"], acc, None)
+
+
+def _run_python(fn: JaxComputation, arg, client: int | None):
+  try:
+    return fn.invoke(arg)
+  except ClientComputationError:
+    raise
+  except Exception as e:
+    where = f" on client {client}" if client is not None else ""
+    raise ClientComputationError(
+        f"jax_computation '{fn.name}' failed{where}: {type(e).__name__}: {e}",
+        fn.name, client if client is not None else -1) from e
+
+
+class ReferenceBackend(Backend):
+  """Runs client by client in plain Python, without jit (the test oracle).
+
+  Example:
+    >>> with fedjit.backend("reference"):
+    ...   get_average_temperature([68.5, 70.3, 69.8])
+  """
+
+  name = "reference"
+
+  def __repr__(self):
+    return "ReferenceBackend()"
+
+  def run(self, comp, args):
+    types = _param_types(comp)
+    reps = [_values.to_reference(t, a, _what(comp, i))
+            for i, (t, a) in enumerate(zip(types, args))]
+    with executing():
+      if isinstance(comp, FederatedComputation):
+        n = _num_clients(types, reps, len)
+        out = evaluate(comp.graph, reps, ReferenceOps(n))
+      else:
+        out = comp.fn(*reps)
+    return _values.from_reference(comp.type_signature.result, out)
+
+
+# ----------------------------------------------------------------- vectorized
+
+
+class Clients:
+  """A CLIENTS value inside the vectorized interpreter.
+
+  `mapped` has the structure of `value` with a bool per leaf: True where the
+  leaf has a leading client axis, False where it is one value for all.
+  """
+
+  __slots__ = ("value", "mapped")
+
+  def __init__(self, value, mapped):
+    self.value = value
+    self.mapped = mapped
+
+
+def _flags(value, flag: bool):
+  return jax.tree_util.tree_map(lambda _: flag, value)
+
+
+class VectorizedOps(Ops):
+  """Implements intrinsics on arrays with a leading client axis (under jit)."""
+
+  def __init__(self, num_clients: int | None, client_map: str, chunk_size: int | None):
+    self.n = num_clients
+    self.client_map = client_map
+    self.chunk_size = chunk_size
+
+  def _materialize(self, c: Clients, what: str):
+    n = None
+
+    def leaf(x, f):
+      nonlocal n
+      if f:
+        return x
+      n = _need_clients(self.n, what)
+      return jnp.broadcast_to(x, (n,) + jnp.shape(x))
+    return jax.tree_util.tree_map(leaf, c.value, c.mapped)
+
+  def constant(self, node):
+    return _constant(node)
+
+  def call(self, node, arg):
+    return node.attrs["fn"].invoke(arg)
+
+  def select(self, node, source_type, value):
+    index = node.attrs["index"]
+    if isinstance(source_type, FederatedType):
+      st = source_type.member
+      if source_type.placement == CLIENTS:
+        return Clients(select_field(st, value.value, index),
+                       select_field(st, value.mapped, index))
+      return select_field(st, value, index)
+    return select_field(source_type, value, index)
+
+  def federated_value(self, node, v):
+    if node.type.placement == SERVER:
+      return v
+    return Clients(v, _flags(v, False))
+
+  def federated_broadcast(self, node, v):
+    return Clients(v, _flags(v, False))
+
+  def federated_zip(self, node, v):
+    st = node.type.member
+    fields = struct_fields(st, v)
+    if node.type.placement == SERVER:
+      return v
+    return Clients(build_container(st, [c.value for c in fields]),
+                   build_container(st, [c.mapped for c in fields]))
+
+  def federated_map(self, node, v):
+    fn = node.attrs["fn"]
+    if node.type.placement == SERVER:
+      return fn.invoke(v)
+    leaves, treedef = jax.tree_util.tree_flatten(v.value)
+    flags = jax.tree_util.tree_leaves(v.mapped)
+    if not any(flags):
+      out = fn.invoke(v.value)
+      return Clients(out, _flags(out, False))
+    strategy = self.client_map
+    if strategy == "auto":
+      strategy = "map" if jax.default_backend() == "cpu" else "vmap"
+    if strategy == "vmap" and fn.batchable:
+      axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
+      out = jax.vmap(fn.invoke, in_axes=(axes,))(v.value)
+    else:
+      mapped = [l for l, f in zip(leaves, flags) if f]
+
+      def one(xs):
+        it = iter(xs)
+        full = [next(it) if f else l for l, f in zip(leaves, flags)]
+        return fn.invoke(jax.tree_util.tree_unflatten(treedef, full))
+      batch = self.chunk_size if fn.batchable else None
+      out = jax.lax.map(one, mapped, batch_size=batch)
+    return Clients(out, _flags(out, True))
+
+  def federated_mean(self, node, v, w=None):
+    if w is None:
+      def leaf(x, f):
+        return jnp.mean(x, axis=0).astype(x.dtype) if f else x
+      return jax.tree_util.tree_map(leaf, v.value, v.mapped)
+    weights = self._materialize(w, "federated_mean").astype(jnp.float32)
+    total = jnp.sum(weights)
+
+    def wleaf(x, f):
+      if not f:
+        return x
+      return (jnp.tensordot(weights, x.astype(jnp.float32), axes=1) / total).astype(x.dtype)
+    return jax.tree_util.tree_map(wleaf, v.value, v.mapped)
+
+  def federated_sum(self, node, v):
+    def leaf(x, f):
+      if f:
+        return jnp.sum(x, axis=0).astype(x.dtype)
+      return (x * _need_clients(self.n, "federated_sum")).astype(x.dtype)
+    return jax.tree_util.tree_map(leaf, v.value, v.mapped)
+
+  def federated_secure_sum(self, node, v):
+    bits = node.attrs["bitwidth"]
+    x = self._materialize(v, "federated_secure_sum")
+
+    def leaf(a):
+      # uint32 arithmetic wraps modulo 2**32, a multiple of 2**bits.
+      total = jnp.sum(a.astype(jnp.uint32), axis=0, dtype=jnp.uint32)
+      if bits < 32:
+        total = total % jnp.uint32(2 ** bits)
+      return total.astype(a.dtype)
+    return jax.tree_util.tree_map(leaf, x)
+
+  def federated_aggregate(self, node, v, zero):
+    x = self._materialize(v, "federated_aggregate")
+    acc_fn = node.attrs["accumulate"]
+
+    def body(acc, xi):
+      new = acc_fn.invoke((acc, xi))
+      return jax.tree_util.tree_map(lambda n, o: jnp.asarray(n, jnp.result_type(o)),
+                                    new, acc), None
+    acc, _ = jax.lax.scan(body, zero, x)
+    return node.attrs["report"].invoke(acc)
+
+
+def _wrap(t: Type, rep):
+  if isinstance(t, FederatedType):
+    if t.placement == CLIENTS:
+      return Clients(rep, _flags(rep, not t.all_equal))
+    return rep
+  if isinstance(t, StructType) and _values._has_federated(t):
+    return build_container(t, [_wrap(ft, r) for ft, r in zip(t.types(), struct_fields(t, rep))])
+  return rep
+
+
+def _unwrap(ops: VectorizedOps, t: Type, val):
+  if isinstance(t, FederatedType):
+    if t.placement == CLIENTS:
+      if t.all_equal:
+        return val.value
+      return ops._materialize(val, "returning a CLIENTS value")
+    return val
+  if isinstance(t, StructType) and _values._has_federated(t):
+    return build_container(t, [_unwrap(ops, ft, v) for ft, v in zip(t.types(), struct_fields(t, val))])
+  return val
+
+
+def _leading(rep) -> int:
+  leaves = jax.tree_util.tree_leaves(rep)
+  return int(jnp.shape(leaves[0])[0])
+
+
+class VectorizedBackend(Backend):
+  """Compiles a whole federated computation into one `jax.jit` program.
+
+  Args:
+    client_map: how `federated_map` maps over clients inside the program:
+      "map" (a sequential `lax.map`: one model copy, best for small models
+      on a CPU), "vmap" (all clients at once: best on accelerators), or
+      "auto" (the default: "map" on CPU, "vmap" elsewhere).
+    chunk_size: with "map", process this many clients at a time with vmap
+      (a chunked map); None processes one at a time.
+
+  Example:
+    >>> with fedjit.backend("vectorized", client_map="vmap"):
+    ...   state = process.next(state, data)
+  """
+
+  name = "vectorized"
+
+  def __init__(self, client_map: str = "auto", chunk_size: int | None = None):
+    if client_map not in CLIENT_MAPS:
+      raise ValueError(f"client_map must be one of {CLIENT_MAPS}, got {client_map!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+      raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
+    self.client_map = client_map
+    self.chunk_size = chunk_size
+
+  def __repr__(self):
+    return f"VectorizedBackend(client_map={self.client_map!r}, chunk_size={self.chunk_size})"
+
+  def _key(self):
+    return ("vectorized", self.client_map, self.chunk_size)
+
+  def trace(self, comp: Computation, reps: list):
+    """Runs `comp` on vectorized representations (inside or outside jit)."""
+    types = _param_types(comp)
+    with executing():
+      if isinstance(comp, FederatedComputation):
+        n = _num_clients(types, reps, _leading)
+        ops = VectorizedOps(n, self.client_map, self.chunk_size)
+        out = evaluate(comp.graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
+        return _unwrap(ops, comp.type_signature.result, out)
+      return comp.fn(*reps)
+
+  def compiled(self, comp: Computation):
+    cache = comp.__dict__.setdefault("_compiled", {})
+    key = self._key()
+    if key not in cache:
+      cache[key] = jax.jit(lambda *reps: self.trace(comp, list(reps)))
+    return cache[key]
+
+  def run(self, comp, args):
+    types = _param_types(comp)
+    reps = [_values.to_vectorized(t, a, _what(comp, i))
+            for i, (t, a) in enumerate(zip(types, args))]
+    out = self.compiled(comp)(*reps)
+    return _values.from_vectorized(comp.type_signature.result, out)
+
+
+# -------------------------------------------------------------------- context
+
+_DEFAULT_BACKEND = VectorizedBackend()
+_BACKEND: contextvars.ContextVar[Backend] = contextvars.ContextVar(
+    "fedjit_backend", default=_DEFAULT_BACKEND)
+
+
+def get_backend() -> Backend:
+  """The backend that runs computations called from Python right now.
+
+  The default is `VectorizedBackend(client_map="auto")`.
+
+  Example:
+    >>> fedjit.get_backend()
+    VectorizedBackend(client_map='auto', chunk_size=None)
+  """
+  return _BACKEND.get()
+
+
+@contextlib.contextmanager
+def backend(name_or_backend: "str | Backend", **options):
+  """Selects the backend for the code inside a `with` block.
+
+  Args:
+    name_or_backend: "vectorized", "reference", or a `Backend` instance.
+    **options: options of the backend (see `VectorizedBackend`).
+
+  Example:
+    >>> with fedjit.backend("reference"):
+    ...   print(get_average_temperature([68.5, 70.3, 69.8]))
+    69.53334
+  """
+  if isinstance(name_or_backend, Backend):
+    if options:
+      raise TypeError("Options are given to the backend's constructor, not here.")
+    b = name_or_backend
+  elif name_or_backend == "vectorized":
+    b = VectorizedBackend(**options)
+  elif name_or_backend == "reference":
+    if options:
+      raise TypeError(f"The reference backend takes no options, got {sorted(options)}.")
+    b = ReferenceBackend()
+  else:
+    raise ValueError(f"Unknown backend {name_or_backend!r}; expected 'vectorized' "
+                     f"or 'reference'.")
+  token = _BACKEND.set(b)
+  try:
+    yield b
+  finally:
+    _BACKEND.reset(token)
+
+
+def execute_python_call(comp: Computation, args: tuple) -> Any:
+  """Runs `comp` called from Python on the current backend."""
+  if isinstance(comp, JaxComputation) and comp.polymorphic:
+    try:
+      types = [infer_type(a) for a in args]
+    except TypeError as e:
+      raise FederatedTypeError(
+          f"jax_computation '{comp.name}' has no declared types and they cannot be "
+          f"inferred from its arguments ({e}). Declare them: "
+          f"@fedjit.jax_computation(type, ...).") from None
+    ptype = None if not types else (types[0] if len(types) == 1 else StructType(types))
+    comp = comp.concretize(ptype)
+  n_params = len(_param_types(comp))
+  if len(args) != n_params:
+    raise TypeError(f"'{comp.name}' takes {n_params} argument(s), got {len(args)}.")
+  return get_backend().run(comp, args)
+
+
+def to_jax(comp: Computation):
+  """A computation as a plain JAX function (vectorized backend), to
+  differentiate, jit or vmap like any other.
+
+  Arguments are given as for a Python call, but may be JAX tracers (sequences
+  must be concrete data). Results stay JAX arrays; a `{T}@CLIENTS` result has
+  a leading client axis.
+
+  Example:
+    >>> f = fedjit.to_jax(next_fn)
+    >>> grad = jax.grad(lambda lr: loss(f(weights, lr, data)))(0.1)
+  """
+  current = get_backend()
+  vb = current if isinstance(current, VectorizedBackend) else VectorizedBackend()
+  types = _param_types(comp)
+
+  def fn(*args):
+    if len(args) != len(types):
+      raise TypeError(f"'{comp.name}' takes {len(types)} argument(s), got {len(args)}.")
+    reps = [_values.to_vectorized(t, a, _what(comp, i), xp=jnp)
+            for i, (t, a) in enumerate(zip(types, args))]
+    return vb.trace(comp, reps)
+  fn.__name__ = comp.name
+  return fn

@@ -1,0 +1,461 @@
+"""Computations: `jax_computation` (no placements) and `federated_computation`.
+
+A jax computation wraps ordinary JAX code and gives it a type signature. A
+federated computation is traced once, with symbolic values, into a typed
+graph of intrinsic calls and jax computations; backends run that graph.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from fedjit.core import _ir
+from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
+                                 PlacementError)
+from fedjit.core._sequence import PaddedSequence, Sequence
+from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
+                                StructType, TensorType, Type,
+                                check_no_placement_in, struct_fields, to_type)
+from fedjit.core._values import abstract_value
+
+__all__ = [
+    "Computation", "JaxComputation", "FederatedComputation", "jax_computation",
+    "federated_computation", "invoke", "executing",
+]
+
+# True while a backend runs a computation: nested jax computation calls then
+# run their Python function directly.
+_EXECUTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "fedjit_executing", default=False)
+
+
+class executing:
+  """Context manager marking that a backend is running user code."""
+
+  def __enter__(self):
+    self._token = _EXECUTING.set(True)
+
+  def __exit__(self, *exc):
+    _EXECUTING.reset(self._token)
+
+
+class Computation:
+  """Base class: a typed, callable computation."""
+
+  name: str
+
+  @property
+  def type_signature(self) -> FunctionType:
+    raise NotImplementedError
+
+  def __repr__(self) -> str:
+    try:
+      sig = str(self.type_signature)
+    except Exception:
+      sig = "(polymorphic)"
+    return f"<{type(self).__name__} {self.name}: {sig}>"
+
+
+def _positional_params(fn: Callable) -> list[str]:
+  try:
+    sig = inspect.signature(fn)
+  except (TypeError, ValueError):
+    return []
+  names = []
+  for p in sig.parameters.values():
+    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+      names.append(p.name)
+    elif p.kind == p.VAR_POSITIONAL:
+      raise TypeError(f"fedjit computations need a fixed list of parameters; "
+                      f"{fn.__name__} takes *{p.name}.")
+  return names
+
+
+def _param_types(fn_name: str, names: list[str], types: tuple) -> list[Type]:
+  """One type per Python parameter, from the decorator's arguments."""
+  types = [to_type(t) for t in types]
+  if len(types) == len(names):
+    return types
+  if len(types) == 1 and isinstance(types[0], StructType) and len(types[0]) == len(names):
+    return list(types[0].types())
+  raise TypeError(
+      f"'{fn_name}' takes {len(names)} parameter(s) ({', '.join(names) or 'none'}) "
+      f"but the decorator declares {len(types)} type(s): "
+      f"{', '.join(str(t) for t in types) or 'none'}.")
+
+
+def _parameter_type(names: list[str], types: list[Type]) -> Type | None:
+  if not types:
+    return None
+  if len(types) == 1:
+    return types[0]
+  return StructType(list(zip(names, types)))
+
+
+def _symbolic_abstract(types: list[Type]) -> list[Any]:
+  """Abstract arguments with symbolic sizes for every `?` dimension."""
+  names: list[str] = []
+
+  def collector(i):
+    counter = [0]
+
+    def dims(key):
+      if key in ("n", "b", "lead"):
+        name = f"{key}{i}"
+      else:
+        counter[0] += 1
+        name = f"d{i}_{counter[0]}"
+      if name not in names:
+        names.append(name)
+      return name
+    return dims
+
+  for i, t in enumerate(types):
+    abstract_value(t, collector(i))
+  if not names:
+    return [abstract_value(t, lambda k: 1) for t in types]
+  sym = dict(zip(names, jax.export.symbolic_shape(", ".join(names))))
+  out = []
+  for i, t in enumerate(types):
+    c = collector(i)
+    out.append(abstract_value(t, lambda key, c=c: sym[c(key)]))
+  return out
+
+
+def result_type_of(out: Any) -> Type:
+  """The fedjit type of an eval_shape result (may contain sequences)."""
+  if isinstance(out, PaddedSequence):
+    return SequenceType(out.element_type)
+  if isinstance(out, Sequence):
+    return SequenceType(out.element_type)
+  if isinstance(out, (list, tuple, dict)) and not hasattr(out, "shape"):
+    if hasattr(out, "_fields"):
+      return StructType([(n, result_type_of(v)) for n, v in zip(out._fields, out)],
+                        container=type(out))
+    if isinstance(out, dict):
+      return StructType([(str(k), result_type_of(v)) for k, v in out.items()],
+                        container=type(out))
+    return StructType([result_type_of(v) for v in out], container=type(out))
+  return to_type(out)
+
+
+class JaxComputation(Computation):
+  """A JAX function with a fedjit type signature (no placements).
+
+  Created with `@fedjit.jax_computation(...)`. Calling it from Python runs it
+  on the current backend; calling it inside a federated computation adds it
+  to the graph (for unplaced values; use `federated_map` for placed ones);
+  calling it inside JAX code runs the function directly.
+  """
+
+  def __init__(self, fn: Callable, param_types: list[Type] | None,
+               name: str | None = None, param_names: list[str] | None = None):
+    self.fn = fn
+    self.name = name or getattr(fn, "__name__", "jax_computation")
+    self.param_names = param_names if param_names is not None else _positional_params(fn)
+    self._param_types = param_types
+    self._type_signature: FunctionType | None = None
+    self._concrete: dict = {}
+    self.batchable = True
+    functools.update_wrapper(self, fn, updated=())
+    if param_types is not None:
+      self._type_signature = self._infer_signature(param_types)
+
+  @property
+  def polymorphic(self) -> bool:
+    return self._param_types is None
+
+  @property
+  def num_params(self) -> int:
+    return len(self.param_names)
+
+  def _infer_signature(self, param_types: list[Type]) -> FunctionType:
+    for t in param_types:
+      if not check_no_placement_in(t):
+        raise PlacementError(
+            f"A jax_computation's parameters cannot be placed, but '{self.name}' "
+            f"declares {t}. Declare the member type (for {{T}}@CLIENTS, just T) "
+            f"and apply the computation with fedjit.federated_map.")
+    abstract = _symbolic_abstract(param_types)
+    try:
+      out = jax.eval_shape(self.fn, *abstract)
+    except FederatedOperationError:
+      raise
+    except Exception as e:
+      args = ", ".join(str(t) for t in param_types) or "no arguments"
+      raise type(e)(
+          f"While tracing jax_computation '{self.name}' with {args} "
+          f"(unknown '?' sizes are symbolic): {e}") from e
+    return FunctionType(_parameter_type(self.param_names, param_types),
+                        result_type_of(out))
+
+  @property
+  def type_signature(self) -> FunctionType:
+    if self._type_signature is None:
+      raise TypeError(
+          f"jax_computation '{self.name}' was declared without parameter types, so "
+          f"its type is known only once it is applied to a value. Declare the "
+          f"types, e.g. @fedjit.jax_computation(np.float32).")
+    return self._type_signature
+
+  def concretize(self, parameter_type: Type | None) -> "JaxComputation":
+    """This computation specialised to an argument type (for polymorphic ones)."""
+    if not self.polymorphic:
+      return self
+    if parameter_type is None:
+      types = []
+    elif self.num_params > 1:
+      if not isinstance(parameter_type, StructType) or len(parameter_type) != self.num_params:
+        raise FederatedTypeError(
+            f"'{self.name}' takes {self.num_params} parameters; expected a "
+            f"structure of {self.num_params} values, got {parameter_type}.")
+      types = list(parameter_type.types())
+    else:
+      types = [parameter_type]
+    key = tuple(types)
+    if key not in self._concrete:
+      self._concrete[key] = JaxComputation(self.fn, types, self.name, self.param_names)
+    return self._concrete[key]
+
+  def invoke(self, arg: Any) -> Any:
+    """Calls the Python function on one argument of the parameter type."""
+    if self.num_params == 0:
+      return self.fn()
+    if self.num_params == 1:
+      return self.fn(arg)
+    return self.fn(*_fields(arg, self.num_params))
+
+  def __call__(self, *args, **kwargs):
+    builder = _ir.current_builder()
+    if kwargs:
+      args = _bind(self.name, self.param_names, args, kwargs)
+    if builder is not None and (not args or _ir._contains_value(list(args))):
+      return _trace_call(builder, self, args)
+    if _EXECUTING.get() or _has_jax_values(args):
+      return self.fn(*args)
+    from fedjit.core import _backends
+    return _backends.execute_python_call(self, args)
+
+
+def _fields(arg, n):
+  if isinstance(arg, (list, tuple)) and len(arg) == n:
+    return list(arg)
+  if isinstance(arg, dict) and len(arg) == n:
+    return list(arg.values())
+  raise TypeError(f"Expected a structure of {n} values, got {type(arg).__name__}.")
+
+
+def _has_jax_values(args) -> bool:
+  return any(isinstance(l, (jax.core.Tracer, Sequence)) for l in jax.tree_util.tree_leaves(
+      list(args), is_leaf=lambda x: isinstance(x, Sequence)))
+
+
+def _bind(name: str, names: list[str], args: tuple, kwargs: dict) -> tuple:
+  out = list(args)
+  for pname in names[len(args):]:
+    if pname not in kwargs:
+      raise TypeError(f"'{name}' is missing the argument {pname!r}.")
+    out.append(kwargs.pop(pname))
+  if kwargs:
+    raise TypeError(f"'{name}' got unexpected arguments {sorted(kwargs)}; its "
+                    f"parameters are {names}.")
+  return tuple(out)
+
+
+def _trace_call(builder: _ir.Builder, comp: JaxComputation, args) -> _ir.FederatedValue:
+  """Adds a call of `comp` on unplaced values to the graph being traced."""
+  if len(args) != comp.num_params:
+    raise TypeError(f"'{comp.name}' takes {comp.num_params} argument(s), got {len(args)}.")
+  values = [builder.value(a, f"argument of '{comp.name}'") for a in args]
+  for v in values:
+    if not check_no_placement_in(v.type):
+      raise PlacementError(
+          f"'{comp.name}' is a jax_computation and takes unplaced values, but was "
+          f"given a value of type {v.type}. Apply it to placed values with "
+          f"fedjit.federated_map({comp.name}, value), which runs it where the "
+          f"value is placed.")
+  if not values:
+    arg_index, arg_type = [], None
+  elif len(values) == 1:
+    arg_index, arg_type = [values[0].index], values[0].type
+  else:
+    st = StructType([(n, v.type) for n, v in zip(comp.param_names, values)])
+    s = builder.add("struct", [v.index for v in values], st)
+    arg_index, arg_type = [s.index], st
+  comp = comp.concretize(arg_type)
+  check_argument(comp, arg_type)
+  return builder.add("call", arg_index, comp.type_signature.result, fn=comp)
+
+
+def check_argument(comp: Computation, arg_type: Type | None, what: str = "") -> None:
+  """Raises a FederatedTypeError if `arg_type` does not fit comp's parameter."""
+  expected = comp.type_signature.parameter
+  if expected is None and arg_type is None:
+    return
+  if expected is None or arg_type is None or not expected.is_assignable_from(arg_type):
+    error = PlacementError if _placement_differs(expected, arg_type) else FederatedTypeError
+    raise error(
+        f"{what or repr(comp.name)} expects an argument of type "
+        f"{expected if expected is not None else '(no argument)'}, but was given "
+        f"{arg_type if arg_type is not None else 'no argument'}.")
+
+
+def _placement_differs(expected, given) -> bool:
+  if isinstance(expected, FederatedType) != isinstance(given, FederatedType):
+    return True
+  if isinstance(expected, FederatedType):
+    return expected.placement != given.placement or (expected.all_equal and not given.all_equal)
+  if isinstance(expected, StructType) and isinstance(given, StructType) and len(expected) == len(given):
+    return any(_placement_differs(a, b) for a, b in zip(expected.types(), given.types()))
+  return False
+
+
+def jax_computation(*types) -> Any:
+  """Declares a JAX function as a fedjit computation (without placements).
+
+  Use as `@fedjit.jax_computation(type, ...)` with one type per parameter,
+  or bare `@fedjit.jax_computation` for a function with no parameters (its
+  result type is inferred) or whose types are inferred when it is applied.
+  `?` sizes are traced symbolically, so the result type keeps them.
+
+  Args:
+    *types: the parameter types (anything `fedjit.to_type` accepts).
+
+  Returns:
+    A `JaxComputation` with a `type_signature`.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> @fedjit.jax_computation(np.float32)
+    ... def add_half(x):
+    ...   return x + 0.5
+    >>> str(add_half.type_signature)
+    '(float32 -> float32)'
+  """
+  if len(types) == 1 and callable(types[0]) and not isinstance(types[0], (Type, type)) \
+      and not hasattr(types[0], "dtype") and not _dtype_like(types[0]):
+    fn = types[0]
+    names = _positional_params(fn)
+    return JaxComputation(fn, [] if not names else None)
+
+  def decorate(fn):
+    names = _positional_params(fn)
+    return JaxComputation(fn, _param_types(fn.__name__, names, types))
+  return decorate
+
+
+def _dtype_like(x) -> bool:
+  try:
+    np.dtype(x)
+    return True
+  except TypeError:
+    return False
+
+
+class FederatedComputation(Computation):
+  """A traced federated computation: a typed graph run by a backend.
+
+  Created with `@fedjit.federated_computation(...)`. Calling it from Python
+  runs the graph on the current backend; calling it inside another federated
+  computation inlines it.
+  """
+
+  def __init__(self, graph: _ir.Graph, name: str):
+    self.graph = graph
+    self.name = name
+    self._type_signature = FunctionType(graph.parameter_type, graph.result_type)
+    self._compiled: dict = {}
+
+  @property
+  def type_signature(self) -> FunctionType:
+    return self._type_signature
+
+  @property
+  def param_names(self) -> list[str]:
+    return self.graph.param_names
+
+  def __call__(self, *args, **kwargs):
+    if kwargs:
+      args = _bind(self.name, self.param_names, args, kwargs)
+    if len(args) != len(self.graph.params):
+      raise TypeError(f"'{self.name}' takes {len(self.graph.params)} argument(s) "
+                      f"{self.param_names}, got {len(args)}.")
+    builder = _ir.current_builder()
+    if builder is not None:
+      values = [builder.value(a, f"argument of '{self.name}'") for a in args]
+      for v, pi, pname in zip(values, self.graph.params, self.param_names):
+        expected = self.graph.nodes[pi].type
+        if not expected.is_assignable_from(v.type):
+          error = PlacementError if _placement_differs(expected, v.type) else FederatedTypeError
+          raise error(f"'{self.name}' expects {pname} of type {expected}, but was "
+                      f"given {v.type}.")
+      return builder.inline(self.graph, [v.index for v in values])
+    from fedjit.core import _backends
+    return _backends.execute_python_call(self, args)
+
+
+def federated_computation(*types) -> Any:
+  """Traces a Python function with placed values into a federated computation.
+
+  The function runs once, on symbolic values; the intrinsics it calls
+  (`federated_map`, `federated_mean`, ...) build a typed graph, checked as it
+  is built. Use `@fedjit.federated_computation(type, ...)` with one type per
+  parameter, or bare for a function without parameters.
+
+  Args:
+    *types: the parameter types (usually `fedjit.FederatedType`s).
+
+  Returns:
+    A `FederatedComputation` with a `type_signature`.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.float32, fedjit.CLIENTS))
+    ... def get_average_temperature(client_temperatures):
+    ...   return fedjit.federated_mean(client_temperatures)
+    >>> str(get_average_temperature.type_signature)
+    '({float32}@CLIENTS -> float32@SERVER)'
+    >>> get_average_temperature([68.5, 70.3, 69.8])
+    np.float32(69.53334)
+  """
+  if len(types) == 1 and callable(types[0]) and not isinstance(types[0], (Type, type)) \
+      and not hasattr(types[0], "dtype"):
+    return _trace(types[0], ())
+
+  def decorate(fn):
+    return _trace(fn, types)
+  return decorate
+
+
+def _trace(fn: Callable, types: tuple) -> FederatedComputation:
+  name = getattr(fn, "__name__", "federated_computation")
+  names = _positional_params(fn)
+  if names and not types:
+    raise TypeError(
+        f"federated_computation '{name}' takes parameters {names}, so it needs their "
+        f"types: @fedjit.federated_computation(fedjit.FederatedType(np.float32, "
+        f"fedjit.CLIENTS), ...).")
+  param_types = _param_types(name, names, types)
+  with _ir.Builder(name) as builder:
+    params = [builder.add("param", [], t, index=i) for i, t in enumerate(param_types)]
+    try:
+      out = fn(*params)
+    except (FederatedOperationError, FederatedTypeError):
+      raise
+    except (TypeError, ValueError) as e:
+      value = _ir.find_value_in_traceback(e)
+      if value is None:
+        raise
+      raise _ir._misuse(value, "a JAX/NumPy operation") from e
+    if out is None:
+      raise TypeError(f"federated_computation '{name}' returned None; it must "
+                      f"return a federated value (or a structure of them).")
+    result = builder.value(out, f"result of '{name}'")
+  graph = _ir.Graph(builder.nodes, [p.index for p in params], result.index, names)
+  return FederatedComputation(graph, name)

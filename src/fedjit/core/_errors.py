@@ -1,0 +1,39 @@
+"""Errors raised by the Federated Core.
+
+Every error subclasses a built-in exception so callers can catch it, and its
+message says what was expected, what was given, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FederatedTypeError",
+    "PlacementError",
+    "FederatedOperationError",
+    "ClientComputationError",
+]
+
+
+class FederatedTypeError(TypeError):
+  """A value's type does not match the type a computation declares."""
+
+
+class PlacementError(FederatedTypeError):
+  """A value is placed where an intrinsic or computation does not accept it."""
+
+
+class FederatedOperationError(TypeError):
+  """A JAX/NumPy/Python operation was applied to a federated value directly."""
+
+
+class ClientComputationError(RuntimeError):
+  """An error raised inside one client's computation (reference backend).
+
+  The message names the computation and the client's index; the original
+  exception is kept as `__cause__`.
+  """
+
+  def __init__(self, message: str, computation: str, client_index: int):
+    super().__init__(message)
+    self.computation = computation
+    self.client_index = client_index

@@ -1,0 +1,299 @@
+"""The typed intermediate representation of federated computations.
+
+A federated computation is traced once into a `Graph`: a list of `Node`s in
+topological order, each a parameter, a constant, a structure, a selection, a
+call of a jax computation, or an intrinsic call. Backends interpret graphs;
+serialization writes them out.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import sys
+import types as _pytypes
+from typing import Any
+
+import numpy as np
+
+from fedjit.core._errors import FederatedOperationError
+from fedjit.core._types import (FederatedType, StructType, Type, infer_type,
+                                to_type)
+
+__all__ = ["Node", "Graph", "FederatedValue", "Builder", "current_builder"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+  """One step of a graph.
+
+  op: "param" (attrs: index), "constant" (attrs: value), "struct" (args are
+  the fields), "select" (attrs: index), "call" (attrs: fn; one argument or
+  none), or "intrinsic" (attrs: name and its own attributes).
+  """
+  op: str
+  args: tuple[int, ...]
+  type: Type
+  attrs: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Graph:
+  """A traced federated computation: nodes, parameter nodes and result node."""
+  nodes: list[Node]
+  params: list[int]
+  result: int
+  param_names: list[str]
+
+  @property
+  def parameter_type(self) -> Type | None:
+    types = [self.nodes[i].type for i in self.params]
+    if not types:
+      return None
+    if len(types) == 1:
+      return types[0]
+    return StructType(list(zip(self.param_names, types)))
+
+  @property
+  def result_type(self) -> Type:
+    return self.nodes[self.result].type
+
+  def jax_computations(self) -> list:
+    """Every jax computation the graph calls, once each, in order."""
+    seen, out = set(), []
+    for node in self.nodes:
+      for key in ("fn", "accumulate", "merge", "report"):
+        fn = node.attrs.get(key)
+        if fn is not None and id(fn) not in seen:
+          seen.add(id(fn))
+          out.append(fn)
+    return out
+
+
+_BUILDER: contextvars.ContextVar["Builder | None"] = contextvars.ContextVar(
+    "fedjit_builder", default=None)
+
+
+def current_builder() -> "Builder | None":
+  """The graph builder of the federated computation being traced, if any."""
+  return _BUILDER.get()
+
+
+class Builder:
+  """Collects nodes while a federated computation's Python function runs."""
+
+  def __init__(self, name: str):
+    self.name = name
+    self.nodes: list[Node] = []
+
+  def __enter__(self):
+    self._token = _BUILDER.set(self)
+    return self
+
+  def __exit__(self, *exc):
+    _BUILDER.reset(self._token)
+
+  def add(self, op: str, args, type_: Type, **attrs) -> "FederatedValue":
+    for a in args:
+      assert 0 <= a < len(self.nodes), (a, len(self.nodes))
+    self.nodes.append(Node(op, tuple(args), type_, attrs))
+    return FederatedValue(self, len(self.nodes) - 1, type_)
+
+  def value(self, x: Any, what: str = "value") -> "FederatedValue":
+    """Turns a FederatedValue, a Python structure of them, or a constant into
+    a value of this graph."""
+    if isinstance(x, FederatedValue):
+      if x._builder is not self:
+        raise FederatedOperationError(
+            f"The value {x} belongs to another federated computation's trace; "
+            f"pass it to this computation as an argument instead of capturing it.")
+      return x
+    if _contains_value(x):
+      if isinstance(x, dict):
+        items = [(str(k), self.value(v, what)) for k, v in x.items()]
+      elif hasattr(x, "_fields"):
+        items = [(n, self.value(v, what)) for n, v in zip(x._fields, x)]
+      elif isinstance(x, (list, tuple)):
+        items = [(None, self.value(v, what)) for v in x]
+      else:
+        raise FederatedOperationError(f"Cannot use {x!r} as a {what}.")
+      st = StructType([(n, v.type) for n, v in items], container=type(x))
+      return self.add("struct", [v.index for _, v in items], st)
+    if callable(x) and not hasattr(x, "shape"):
+      raise FederatedOperationError(
+          f"Expected a {what} (a federated value or a constant), got the function "
+          f"{getattr(x, '__name__', x)!r}. Call it, or pass it to an intrinsic "
+          f"such as fedjit.federated_map.")
+    try:
+      t = infer_type(x)
+    except TypeError as e:
+      raise FederatedOperationError(f"Cannot use {x!r} as a {what}: {e}") from None
+    leaves = _const_leaves(t, x)
+    return self.add("constant", [], t, value=leaves)
+
+  def inline(self, graph: Graph, arg_indices: list[int]) -> "FederatedValue":
+    """Copies `graph` into this builder with its parameters bound to args."""
+    mapping: dict[int, int] = {}
+    for pos, pi in enumerate(graph.params):
+      mapping[pi] = arg_indices[pos]
+    for i, node in enumerate(graph.nodes):
+      if node.op == "param":
+        continue
+      v = self.add(node.op, [mapping[a] for a in node.args], node.type, **node.attrs)
+      mapping[i] = v.index
+    return FederatedValue(self, mapping[graph.result], graph.result_type)
+
+
+def _const_leaves(t, x):
+  import jax
+  return [np.asarray(l, dtype=lt.dtype) for l, lt in zip(
+      jax.tree_util.tree_leaves(x), _leaf_types(t))]
+
+
+def _leaf_types(t):
+  from fedjit.core._types import TensorType
+  if isinstance(t, TensorType):
+    return [t]
+  return [l for e in t.types() for l in _leaf_types(e)]
+
+
+def _contains_value(x) -> bool:
+  if isinstance(x, FederatedValue):
+    return True
+  if isinstance(x, dict):
+    return any(_contains_value(v) for v in x.values())
+  if isinstance(x, (list, tuple)):
+    return any(_contains_value(v) for v in x)
+  return False
+
+
+def _misuse(value: "FederatedValue", what: str) -> FederatedOperationError:
+  return FederatedOperationError(
+      f"Cannot apply {what} to the value of type {value.type} inside the federated "
+      f"computation '{value._builder.name}': federated computations combine values "
+      f"only with intrinsics (fedjit.federated_map, federated_mean, ...). Move "
+      f"the JAX/NumPy code into a @fedjit.jax_computation and apply it with "
+      f"fedjit.federated_map (for placed values) or by calling it (for unplaced "
+      f"ones).")
+
+
+class FederatedValue:
+  """A symbolic value inside a federated computation being traced.
+
+  Struct values support `v[0]`, `v['name']`, `v.name` and unpacking; every
+  other operation must go through intrinsics.
+  """
+
+  __array_priority__ = 1000
+
+  def __init__(self, builder: Builder, index: int, type_: Type):
+    self._builder = builder
+    self.index = index
+    self.type = type_
+
+  @property
+  def type_signature(self) -> Type:
+    return self.type
+
+  def __repr__(self) -> str:
+    return f"<fedjit.FederatedValue of type {self.type}>"
+
+  def _struct(self) -> StructType:
+    t = self.type.member if isinstance(self.type, FederatedType) else self.type
+    if not isinstance(t, StructType):
+      raise FederatedOperationError(
+          f"Only structure values can be indexed or unpacked; this value has type "
+          f"{self.type}.")
+    return t
+
+  def __getitem__(self, key):
+    st = self._struct()
+    if isinstance(key, str):
+      index = st.index_of(key)
+    elif isinstance(key, (int, np.integer)):
+      index = int(key)
+      if not -len(st) <= index < len(st):
+        raise IndexError(f"Index {key} out of range for {self.type}.")
+      index %= len(st)
+    else:
+      raise FederatedOperationError(
+          f"Structure values are indexed by position or field name, got {key!r}.")
+    member = st.types()[index]
+    if isinstance(self.type, FederatedType):
+      t = FederatedType(member, self.type.placement, self.type.all_equal)
+    else:
+      t = member
+    return self._builder.add("select", [self.index], t, index=index)
+
+  def __getattr__(self, name: str):
+    if name.startswith("_"):
+      raise AttributeError(name)
+    try:
+      st = self._struct()
+    except FederatedOperationError:
+      raise AttributeError(
+          f"A federated value of type {self.type} has no attribute {name!r}.") from None
+    if name in st.names():
+      return self[name]
+    raise AttributeError(f"{self.type} has no field {name!r}.")
+
+  def __len__(self) -> int:
+    return len(self._struct())
+
+  def __iter__(self):
+    st = self._struct()
+    return iter([self[i] for i in range(len(st))])
+
+  def __bool__(self):
+    raise _misuse(self, "Python control flow (`if`/`while`/bool())")
+
+  def __array__(self, *args, **kwargs):
+    raise _misuse(self, "a NumPy operation")
+
+  def __jax_array__(self):
+    raise _misuse(self, "a JAX operation")
+
+  def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+    raise _misuse(self, f"numpy.{ufunc.__name__}")
+
+  def __array_function__(self, func, types, args, kwargs):
+    raise _misuse(self, f"numpy.{func.__name__}")
+
+  def __index__(self):
+    raise _misuse(self, "conversion to int")
+
+  def __float__(self):
+    raise _misuse(self, "conversion to float")
+
+
+def _add_operator(name: str, symbol: str):
+  def op(self, *args):
+    raise _misuse(self, f"the operator `{symbol}`")
+  op.__name__ = name
+  setattr(FederatedValue, name, op)
+
+
+for _name, _sym in [
+    ("__add__", "+"), ("__radd__", "+"), ("__sub__", "-"), ("__rsub__", "-"),
+    ("__mul__", "*"), ("__rmul__", "*"), ("__truediv__", "/"),
+    ("__rtruediv__", "/"), ("__floordiv__", "//"), ("__rfloordiv__", "//"),
+    ("__pow__", "**"), ("__rpow__", "**"), ("__matmul__", "@"),
+    ("__rmatmul__", "@"), ("__neg__", "-"), ("__pos__", "+"), ("__abs__", "abs"),
+    ("__lt__", "<"), ("__le__", "<="), ("__gt__", ">"), ("__ge__", ">="),
+    ("__mod__", "%"), ("__rmod__", "%")]:
+  _add_operator(_name, _sym)
+
+
+def find_value_in_traceback(exc: BaseException) -> "FederatedValue | None":
+  """The first FederatedValue among the locals of the frames of `exc`."""
+  tb = exc.__traceback__
+  frames = []
+  while tb is not None:
+    frames.append(tb.tb_frame)
+    tb = tb.tb_next
+  for frame in reversed(frames):
+    for v in list(frame.f_locals.values()):
+      for candidate in ([v] if not isinstance(v, (list, tuple)) else list(v)[:16]):
+        if isinstance(candidate, FederatedValue):
+          return candidate
+  return None

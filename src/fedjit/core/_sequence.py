@@ -1,0 +1,229 @@
+"""Sequences: a client's dataset as seen inside a jax computation.
+
+Two representations share one interface:
+
+* `PaddedSequence` (vectorized backend, and tracing): every element padded to
+  a common shape and stacked, plus a mask of real examples. Padded elements
+  leave the carry of `reduce` unchanged, so clients with different amounts of
+  data can be processed together.
+* `ListSequence` (reference backend): the client's elements as a Python list,
+  folded in plain Python, one element at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedjit.core._types import StructType, TensorType, Type
+
+__all__ = ["Sequence", "PaddedSequence", "ListSequence", "is_batched"]
+
+
+def _tensor_leaves(t: Type) -> list[TensorType]:
+  if isinstance(t, TensorType):
+    return [t]
+  if isinstance(t, StructType):
+    return [leaf for e in t.types() for leaf in _tensor_leaves(e)]
+  raise TypeError(f"A sequence element must be tensors or structures, got {t}.")
+
+
+def is_batched(element_type: Type) -> bool:
+  """True if every tensor in `element_type` has a leading `?` (batch) axis."""
+  leaves = _tensor_leaves(element_type)
+  return bool(leaves) and all(l.shape and l.shape[0] is None for l in leaves)
+
+
+class Sequence:
+  """A client's dataset inside a `jax_computation` (a `SequenceType` value).
+
+  Fold over it with `reduce`; Python iteration is not possible because the
+  number of elements is not known while the computation is compiled.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> @fedjit.jax_computation(fedjit.SequenceType(fedjit.TensorType(np.float32, [None])))
+    ... def total(ds):
+    ...   return ds.reduce(np.float32(0), lambda acc, batch: acc + batch.sum())
+    >>> float(total([np.ones(3, np.float32), np.ones(2, np.float32)]))
+    5.0
+  """
+
+  element_type: Type
+
+  def reduce(self, initial: Any, step_fn: Callable, *, with_mask: bool = False):
+    """Folds `step_fn` over the elements, starting from `initial`.
+
+    Args:
+      initial: the initial carry (a pytree of arrays).
+      step_fn: `step_fn(carry, element) -> carry`, or with `with_mask=True`,
+        `step_fn(carry, element, mask) -> carry`, where `mask` is a float32
+        array with 1.0 for each real example of a batch and 0.0 for padding
+        (on the reference backend it is all ones). Use the mask to make
+        results exact when batches are padded: the last, smaller batch of a
+        client is padded to the common batch size on the vectorized backend.
+
+    Returns:
+      The final carry.
+    """
+    raise NotImplementedError
+
+  def map(self, fn: Callable) -> "Sequence":
+    """Applies `fn` to every element, returning a new sequence."""
+    raise NotImplementedError
+
+  def sum(self):
+    """The sum of all elements (elements must have fully known shapes)."""
+    if not is_batched(self.element_type) and any(
+        None in l.shape for l in _tensor_leaves(self.element_type)):
+      raise TypeError(f"sequence_sum needs elements of a fully known shape, got "
+                      f"{self.element_type}.")
+    if is_batched(self.element_type):
+      raise TypeError(
+          f"sequence_sum adds whole elements, but the elements {self.element_type} "
+          f"are batches of unknown size. Use reduce() to sum over examples.")
+    zero = jax.tree_util.tree_map(lambda l: jnp.zeros(l.shape, l.dtype),
+                                  _zeros_spec(self.element_type))
+    return self.reduce(zero, lambda acc, x: jax.tree_util.tree_map(jnp.add, acc, x))
+
+  def __iter__(self):
+    raise TypeError(
+        "A fedjit Sequence cannot be iterated in Python inside a jax_computation: "
+        "its length is only known when the compiled program runs. Fold over it "
+        "with `dataset.reduce(initial, step_fn)` (or `with_mask=True` to see which "
+        "examples are real), e.g. "
+        "`weights = dataset.reduce(weights, lambda w, batch: sgd_step(w, batch))`.")
+
+
+def _zeros_spec(t: Type):
+  from fedjit.core._types import build_container  # local: avoid a cycle
+  if isinstance(t, TensorType):
+    return jax.ShapeDtypeStruct(t.shape, t.dtype)
+  return build_container(t, [_zeros_spec(e) for e in t.types()])
+
+
+def _select(pred, new, old):
+  return jax.tree_util.tree_map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+@jax.tree_util.register_pytree_node_class
+class PaddedSequence(Sequence):
+  """A sequence as stacked, padded elements and a mask of real examples.
+
+  `data` holds the elements stacked along a leading axis of length
+  `num_elements`. For batched elements (leading `?` axis) `mask` has shape
+  `[num_elements, batch_size]`, else `[num_elements]`; it is 1.0 for real
+  examples. An element with no real example is padding and is skipped.
+  """
+
+  def __init__(self, data: Any, mask: jax.Array, element_type: Type):
+    self.data = data
+    self.mask = mask
+    self.element_type = element_type
+
+  def tree_flatten(self):
+    return (self.data, self.mask), self.element_type
+
+  @classmethod
+  def tree_unflatten(cls, element_type, children):
+    return cls(children[0], children[1], element_type)
+
+  @property
+  def batched(self) -> bool:
+    return is_batched(self.element_type)
+
+  def _valid(self, mask):
+    return mask.any() if self.batched else mask > 0
+
+  def reduce(self, initial, step_fn, *, with_mask: bool = False):
+    def body(carry, xs):
+      element, mask = xs
+      if with_mask:
+        new = step_fn(carry, element, mask.astype(jnp.float32))
+      else:
+        new = step_fn(carry, element)
+      new = jax.tree_util.tree_map(
+          lambda n, o: jnp.asarray(n, dtype=jnp.result_type(o)), new, carry)
+      return _select(self._valid(mask), new, carry), None
+
+    carry, _ = jax.lax.scan(body, initial, (self.data, self.mask))
+    return carry
+
+  def map(self, fn):
+    from fedjit.core._types import to_type
+    mapped = jax.vmap(fn)(self.data)
+    out_type = to_type(jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), mapped))
+    if self.batched:
+      bs = self.mask.shape[1]
+      leaves = jax.tree_util.tree_leaves(mapped)
+      keeps_batch = all(l.ndim >= 2 and _same_dim(l.shape[1], bs) for l in leaves)
+      if keeps_batch:
+        out_type = _unknown_batch(out_type)
+        return PaddedSequence(mapped, self.mask, out_type)
+      return PaddedSequence(mapped, self.mask.any(axis=1).astype(self.mask.dtype),
+                            out_type)
+    return PaddedSequence(mapped, self.mask, out_type)
+
+
+def _same_dim(a, b) -> bool:
+  try:
+    return bool(a == b)
+  except Exception:  # symbolic dimensions that cannot be compared
+    return False
+
+
+def _unknown_batch(t: Type) -> Type:
+  from fedjit.core._types import StructType as S
+  if isinstance(t, TensorType):
+    return TensorType(t.dtype, (None,) + t.shape[1:])
+  return S([(n, _unknown_batch(e)) for n, e in t.items()], container=t.container)
+
+
+class ListSequence(Sequence):
+  """A sequence as a Python list of elements (reference backend)."""
+
+  def __init__(self, elements: list, element_type: Type):
+    self.elements = list(elements)
+    self.element_type = element_type
+
+  def __len__(self) -> int:
+    return len(self.elements)
+
+  def _mask(self, element):
+    if is_batched(self.element_type):
+      n = jax.tree_util.tree_leaves(element)[0].shape[0]
+      return jnp.ones((n,), jnp.float32)
+    return jnp.ones((), jnp.float32)
+
+  def reduce(self, initial, step_fn, *, with_mask: bool = False):
+    carry = initial
+    for element in self.elements:
+      if with_mask:
+        new = step_fn(carry, element, self._mask(element))
+      else:
+        new = step_fn(carry, element)
+      carry = jax.tree_util.tree_map(
+          lambda n, o: jnp.asarray(n, dtype=jnp.result_type(o)), new, carry)
+    return carry
+
+  def map(self, fn):
+    from fedjit.core._types import infer_type
+    out = [fn(e) for e in self.elements]
+    if not out:
+      return ListSequence([], self.element_type)
+    out_type = infer_type(out[0])
+    if is_batched(self.element_type) and all(
+        _leading(o) is not None and _leading(o) == _leading(e)
+        for o, e in zip(out, self.elements)):
+      out_type = _unknown_batch(out_type)
+    return ListSequence(out, out_type)
+
+
+def _leading(tree):
+  leaves = jax.tree_util.tree_leaves(tree)
+  sizes = {np.shape(l)[0] if np.ndim(l) else None for l in leaves}
+  return sizes.pop() if len(sizes) == 1 else None

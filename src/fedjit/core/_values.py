@@ -1,0 +1,347 @@
+"""Converting Python values to and from each backend's representation.
+
+Python side (what users pass and get back):
+  * tensors: NumPy arrays, JAX arrays or Python numbers;
+  * structures: tuples, lists, dicts, namedtuples;
+  * sequences: a list (or any iterable) of elements, e.g. batches;
+  * `{T}@CLIENTS`: a list with one member per client, or an array (or pytree
+    of arrays) with a leading client axis; results come back as lists;
+  * `T@SERVER` and `T@CLIENTS` (all equal): the plain member value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedjit.core._errors import FederatedTypeError
+from fedjit.core._placements import CLIENTS
+from fedjit.core._sequence import ListSequence, PaddedSequence, is_batched
+from fedjit.core._types import (FederatedType, SequenceType, StructType,
+                                TensorType, Type, build_container, infer_type,
+                                struct_fields)
+
+__all__ = [
+    "normalize", "to_reference", "from_reference", "to_vectorized",
+    "from_vectorized", "pad_sequences", "abstract_value", "describe",
+]
+
+
+def describe(value: Any) -> str:
+  """A short description of a Python value for error messages (its type)."""
+  try:
+    return str(infer_type(value))
+  except TypeError:
+    return f"a {type(value).__name__}"
+
+
+def _mismatch(t: Type, value: Any, what: str = "", hint: str = "") -> FederatedTypeError:
+  where = f" for {what}" if what else ""
+  return FederatedTypeError(
+      f"Expected a value of type {t}{where}, got {describe(value)}. {hint}".rstrip())
+
+
+def _tensor(t: TensorType, value: Any, xp, what: str):
+  if isinstance(value, (Type, FederatedType)):
+    raise _mismatch(t, value, what)
+  if isinstance(value, jax.core.Tracer) or isinstance(value, jax.Array):
+    arr = value
+    given = np.dtype(value.dtype)
+  else:
+    try:
+      arr = np.asarray(value)
+    except Exception as e:  # ragged lists and the like
+      raise _mismatch(t, value, what) from e
+    if arr.dtype == object:
+      raise _mismatch(t, value, what)
+    given = arr.dtype
+  if given != t.dtype and not np.can_cast(given, t.dtype, "same_kind"):
+    raise FederatedTypeError(
+        f"Expected a value of type {t}{' for ' + what if what else ''}, got dtype "
+        f"{given.name} with shape {list(np.shape(arr))}, which cannot be safely cast "
+        f"to {t.dtype.name}. Convert it first, e.g. with "
+        f"np.asarray(x, np.{t.dtype.name}).")
+  shape = tuple(np.shape(arr))
+  if len(shape) != len(t.shape) or any(
+      d is not None and d != s for d, s in zip(t.shape, shape)):
+    given_t = TensorType(given, shape)
+    raise FederatedTypeError(
+        f"Expected a value of type {t}{' for ' + what if what else ''}, got "
+        f"{given_t} (shape {list(shape)}).")
+  if given != t.dtype:
+    arr = xp.asarray(arr, dtype=t.dtype)
+  return xp.asarray(arr) if xp is jnp else np.asarray(arr)
+
+
+def normalize(t: Type, value: Any, xp=np, what: str = "") -> Any:
+  """Checks a non-federated `value` against `t`; returns arrays in containers.
+
+  Sequences become lists of normalized elements.
+  """
+  if isinstance(t, TensorType):
+    return _tensor(t, value, xp, what)
+  if isinstance(t, StructType):
+    try:
+      fields = struct_fields(t, value)
+    except TypeError as e:
+      raise _mismatch(t, value, what, str(e)) from None
+    return build_container(t, [normalize(ft, v, xp, what) for ft, v in zip(t.types(), fields)])
+  if isinstance(t, SequenceType):
+    if isinstance(value, (np.ndarray, jax.Array)) or isinstance(value, (str, bytes)):
+      raise _mismatch(t, value, what, "A sequence is passed as a list of elements "
+                      "(for example batches), or a fedjit Dataset.")
+    elements = _elements_of(value, t, what)
+    return [normalize(t.element, e, xp, what) for e in elements]
+  raise _mismatch(t, value, what)
+
+
+def _elements_of(value, t: SequenceType, what: str) -> list:
+  if hasattr(value, "as_elements"):
+    return list(value.as_elements())
+  try:
+    return list(value)
+  except TypeError:
+    raise _mismatch(t, value, what, "A sequence is passed as a list of elements "
+                    "(for example batches), or a fedjit Dataset.") from None
+
+
+def _client_members(t: FederatedType, value: Any, what: str) -> list:
+  """Splits a `{T}@CLIENTS` Python value into a list of member values."""
+  if isinstance(value, list):
+    return value
+  member = t.member
+  if not isinstance(member, SequenceType):
+    leaves = jax.tree_util.tree_leaves(value)
+    if leaves and all(hasattr(l, "shape") for l in leaves):
+      sizes = {np.shape(l)[0] if np.ndim(l) else None for l in leaves}
+      if len(sizes) == 1 and None not in sizes:
+        n = sizes.pop()
+        try:
+          return [jax.tree_util.tree_map(lambda l: l[i], value) for i in range(n)]
+        except Exception:
+          pass
+  if isinstance(value, tuple) and not hasattr(value, "_fields"):
+    return list(value)
+  raise FederatedTypeError(
+      f"Expected a value of type {t}{' for ' + what if what else ''}: a list with "
+      f"one {member} per client, or an array with a leading client axis; got "
+      f"{describe(value)}.")
+
+
+def _placed_members(t: FederatedType, value: Any, xp, what: str):
+  """Returns (members, is_list) for a federated Python value."""
+  if t.placement == CLIENTS and not t.all_equal:
+    members = _client_members(t, value, what)
+    if not members:
+      raise FederatedTypeError(
+          f"Expected at least one client's value for {t}"
+          f"{' (' + what + ')' if what else ''}, got an empty list.")
+    out = []
+    for i, m in enumerate(members):
+      out.append(normalize(t.member, m, xp, f"{what + ', ' if what else ''}client {i}"))
+    return out, True
+  return normalize(t.member, value, xp, what), False
+
+
+# ----------------------------------------------------------------- reference
+
+
+def _ref_member(t: Type, normalized: Any) -> Any:
+  if isinstance(t, SequenceType):
+    return ListSequence([_ref_member(t.element, e) for e in normalized], t.element)
+  return jax.tree_util.tree_map(jnp.asarray, normalized)
+
+
+def to_reference(t: Type, value: Any, what: str = "") -> Any:
+  """Python value -> reference representation (CLIENTS values are lists)."""
+  if isinstance(t, FederatedType):
+    members, is_list = _placed_members(t, value, np, what)
+    if is_list:
+      return [_ref_member(t.member, m) for m in members]
+    return _ref_member(t.member, members)
+  if isinstance(t, StructType) and _has_federated(t):
+    fields = struct_fields(t, value)
+    return build_container(t, [to_reference(ft, v, what) for ft, v in zip(t.types(), fields)])
+  return _ref_member(t, normalize(t, value, np, what))
+
+
+def _to_numpy(t: Type, rep: Any) -> Any:
+  if isinstance(t, SequenceType):
+    if isinstance(rep, PaddedSequence):
+      return unpad(rep)
+    return [_to_numpy(t.element, e) for e in rep.elements]
+  if isinstance(t, StructType):
+    fields = struct_fields(t, rep)
+    return build_container(t, [_to_numpy(ft, v) for ft, v in zip(t.types(), fields)])
+  arr = np.asarray(rep)
+  return arr[()] if arr.ndim == 0 else arr
+
+
+def from_reference(t: Type, rep: Any) -> Any:
+  """Reference representation -> Python value (NumPy arrays, lists)."""
+  if isinstance(t, FederatedType):
+    if t.placement == CLIENTS:
+      return [_to_numpy(t.member, m) for m in rep] if not t.all_equal else _to_numpy(
+          t.member, rep[0])
+    return _to_numpy(t.member, rep)
+  if isinstance(t, StructType) and _has_federated(t):
+    fields = struct_fields(t, rep)
+    return build_container(t, [from_reference(ft, v) for ft, v in zip(t.types(), fields)])
+  return _to_numpy(t, rep)
+
+
+def _has_federated(t: Type) -> bool:
+  if isinstance(t, FederatedType):
+    return True
+  return isinstance(t, StructType) and any(_has_federated(e) for e in t.types())
+
+
+# ---------------------------------------------------------------- vectorized
+
+
+def _leaf_types(t: Type) -> list[TensorType]:
+  if isinstance(t, TensorType):
+    return [t]
+  return [l for e in t.types() for l in _leaf_types(e)]
+
+
+def pad_sequences(element_type: Type, clients: list[list]) -> PaddedSequence:
+  """Pads each client's list of (normalized) elements into one PaddedSequence.
+
+  The result has a leading client axis: data leaves `[C, N, ...]` and mask
+  `[C, N, B]` (batched elements) or `[C, N]`, where N is the most elements any
+  client has and B the largest batch.
+  """
+  batched = is_batched(element_type)
+  leaf_types = _leaf_types(element_type)
+  num_clients = len(clients)
+  n = max([len(c) for c in clients] + [1])
+  flat = [[jax.tree_util.tree_leaves(e) for e in c] for c in clients]
+  # Largest size of every dimension of every leaf across all elements.
+  sizes = []
+  for j, lt in enumerate(leaf_types):
+    dims = list(lt.shape)
+    for k, d in enumerate(dims):
+      if d is None:
+        dims[k] = max([np.shape(e[j])[k] for c in flat for e in c] + [1])
+    sizes.append(tuple(dims))
+  data = [np.zeros((num_clients, n) + s, lt.dtype) for s, lt in zip(sizes, leaf_types)]
+  bs = sizes[0][0] if batched else None
+  mask = np.zeros((num_clients, n, bs) if batched else (num_clients, n), np.float32)
+  for ci, c in enumerate(flat):
+    for ei, leaves in enumerate(c):
+      for j, leaf in enumerate(leaves):
+        data[j][(ci, ei) + tuple(slice(0, s) for s in np.shape(leaf))] = leaf
+      if batched:
+        mask[ci, ei, :np.shape(leaves[0])[0]] = 1.0
+      else:
+        mask[ci, ei] = 1.0
+  treedef = jax.tree_util.tree_structure(_example_tree(element_type))
+  return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), mask, element_type)
+
+
+def _example_tree(t: Type):
+  if isinstance(t, TensorType):
+    return 0
+  return build_container(t, [_example_tree(e) for e in t.types()])
+
+
+def unpad(seq: PaddedSequence) -> list:
+  """A single (unstacked) PaddedSequence -> list of real elements."""
+  mask = np.asarray(seq.mask)
+  out = []
+  for i in range(mask.shape[0]):
+    if seq.batched:
+      k = int(mask[i].sum())
+      if k == 0:
+        continue
+      out.append(jax.tree_util.tree_map(lambda x: np.asarray(x[i, :k]), seq.data))
+    elif mask[i] > 0:
+      out.append(jax.tree_util.tree_map(lambda x: np.asarray(x[i]), seq.data))
+  return out
+
+
+def _stack(members: list, xp=np):
+  return jax.tree_util.tree_map(lambda *xs: xp.stack(xs), *members)
+
+
+def _vec_member(t: Type, normalized: Any) -> Any:
+  if isinstance(t, SequenceType):
+    padded = pad_sequences(t.element, [normalized])
+    return jax.tree_util.tree_map(lambda x: x[0], padded)
+  return normalized
+
+
+def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
+  """Python value -> vectorized representation (a pytree of arrays).
+
+  `{T}@CLIENTS` values get a leading client axis; sequences are padded.
+  """
+  if isinstance(t, FederatedType):
+    if isinstance(value, PaddedSequence):
+      return value  # already padded by a fast data path
+    members, is_list = _placed_members(t, value, xp, what)
+    if not is_list:
+      return _vec_member(t.member, members)
+    if isinstance(t.member, SequenceType):
+      return pad_sequences(t.member.element, members)
+    return _stack(members, xp)
+  if isinstance(t, StructType) and _has_federated(t):
+    fields = struct_fields(t, value)
+    return build_container(t, [to_vectorized(ft, v, what, xp) for ft, v in zip(t.types(), fields)])
+  return _vec_member(t, normalize(t, value, xp, what))
+
+
+def from_vectorized(t: Type, rep: Any) -> Any:
+  """Vectorized representation -> Python value (CLIENTS values as lists)."""
+  if isinstance(t, FederatedType):
+    if t.placement == CLIENTS and not t.all_equal:
+      n = _num_rows(rep)
+      return [_to_numpy(t.member, jax.tree_util.tree_map(lambda x: x[i], rep))
+              for i in range(n)]
+    return _to_numpy(t.member, rep)
+  if isinstance(t, StructType) and _has_federated(t):
+    fields = struct_fields(t, rep)
+    return build_container(t, [from_vectorized(ft, v) for ft, v in zip(t.types(), fields)])
+  return _to_numpy(t, rep)
+
+
+def _num_rows(rep) -> int:
+  leaves = jax.tree_util.tree_leaves(rep)
+  return int(np.shape(leaves[0])[0]) if leaves else 0
+
+
+# ------------------------------------------------------------------ abstract
+
+
+def abstract_value(t: Type, dims) -> Any:
+  """Abstract (ShapeDtypeStruct) value of a non-federated type for tracing.
+
+  `dims` is a callable `dims(key) -> dimension` giving symbolic sizes: keys
+  `"n"` (number of elements), `"b"` (batch) and `"?k"` for other unknowns.
+  """
+  if isinstance(t, TensorType):
+    # Leading unknown sizes of one parameter share a symbol (a batch axis).
+    shape = tuple((dims("lead") if k == 0 else dims(None)) if d is None else d
+                  for k, d in enumerate(t.shape))
+    return jax.ShapeDtypeStruct(shape, t.dtype)
+  if isinstance(t, StructType):
+    return build_container(t, [abstract_value(e, dims) for e in t.types()])
+  if isinstance(t, SequenceType):
+    n = dims("n")
+    batched = is_batched(t.element)
+    b = dims("b") if batched else None
+
+    def elem(et):
+      if isinstance(et, TensorType):
+        rest = tuple(dims(None) if d is None else d for d in et.shape[1 if batched else 0:])
+        lead = (n, b) if batched else (n,)
+        return jax.ShapeDtypeStruct(lead + rest, et.dtype)
+      return build_container(et, [elem(e) for e in et.types()])
+
+    mask = jax.ShapeDtypeStruct((n, b) if batched else (n,), np.float32)
+    return PaddedSequence(elem(t.element), mask, t.element)
+  raise TypeError(f"No abstract value for {t}.")
