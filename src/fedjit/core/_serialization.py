@@ -116,6 +116,8 @@ def _export(comp: JaxComputation) -> bytes:
   exported = jax.export.export(jax.jit(flat_fn))(*flat)
   try:
     return bytes(exported.serialize(vjp_order=1))
+  except ImportError:
+    raise
   except Exception:  # functions JAX cannot differentiate still serialize
     return bytes(exported.serialize())
 

@@ -98,7 +98,7 @@ class TensorType(Type):
       else:
         try:
           dims.append(int(d))
-        except TypeError:
+        except Exception:  # noqa: BLE001
           # Symbolic (jax.export) dimensions are unknown sizes.
           dims.append(None)
     self.shape = tuple(dims)

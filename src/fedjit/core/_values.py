@@ -208,7 +208,7 @@ def _leaf_types(t: Type) -> list[TensorType]:
   return [l for e in t.types() for l in _leaf_types(e)]
 
 
-def pad_sequences(element_type: Type, clients: list[list]) -> PaddedSequence:
+def pad_sequences(element_type: Type, clients: list[list], xp=np) -> PaddedSequence:
   """Pads each client's list of (normalized) elements into one PaddedSequence.
 
   The result has a leading client axis: data leaves `[C, N, ...]` and mask
@@ -228,8 +228,10 @@ def pad_sequences(element_type: Type, clients: list[list]) -> PaddedSequence:
       if d is None:
         dims[k] = max([np.shape(e[j])[k] for c in flat for e in c] + [1])
     sizes.append(tuple(dims))
-  data = [np.zeros((num_clients, n) + s, lt.dtype) for s, lt in zip(sizes, leaf_types)]
   bs = sizes[0][0] if batched else None
+  if xp is not np:
+    return _pad_traceable(element_type, flat, n, sizes, leaf_types, bs)
+  data = [np.zeros((num_clients, n) + s, lt.dtype) for s, lt in zip(sizes, leaf_types)]
   mask = np.zeros((num_clients, n, bs) if batched else (num_clients, n), np.float32)
   for ci, c in enumerate(flat):
     for ei, leaves in enumerate(c):
@@ -241,6 +243,30 @@ def pad_sequences(element_type: Type, clients: list[list]) -> PaddedSequence:
         mask[ci, ei] = 1.0
   treedef = jax.tree_util.tree_structure(_example_tree(element_type))
   return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), mask, element_type)
+
+
+def _pad_traceable(element_type, flat, n, sizes, leaf_types, bs) -> PaddedSequence:
+  """pad_sequences with jax.numpy, for elements that may be JAX tracers."""
+  data = []
+  for j, (size, lt) in enumerate(zip(sizes, leaf_types)):
+    per_client = []
+    for c in flat:
+      rows = [jnp.pad(jnp.asarray(e[j], lt.dtype),
+                      [(0, full - have) for full, have in zip(size, jnp.shape(e[j]))])
+              for e in c]
+      rows += [jnp.zeros(size, lt.dtype)] * (n - len(c))
+      per_client.append(jnp.stack(rows))
+    data.append(jnp.stack(per_client))
+  mask = np.zeros((len(flat), n, bs) if bs is not None else (len(flat), n), np.float32)
+  for ci, c in enumerate(flat):
+    for ei, leaves in enumerate(c):
+      if bs is not None:
+        mask[ci, ei, :np.shape(leaves[0])[0]] = 1.0
+      else:
+        mask[ci, ei] = 1.0
+  treedef = jax.tree_util.tree_structure(_example_tree(element_type))
+  return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), jnp.asarray(mask),
+                        element_type)
 
 
 def _example_tree(t: Type):
@@ -268,9 +294,9 @@ def _stack(members: list, xp=np):
   return jax.tree_util.tree_map(lambda *xs: xp.stack(xs), *members)
 
 
-def _vec_member(t: Type, normalized: Any) -> Any:
+def _vec_member(t: Type, normalized: Any, xp=np) -> Any:
   if isinstance(t, SequenceType):
-    padded = pad_sequences(t.element, [normalized])
+    padded = pad_sequences(t.element, [normalized], xp)
     return jax.tree_util.tree_map(lambda x: x[0], padded)
   return normalized
 
@@ -285,14 +311,14 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
       return value  # already padded by a fast data path
     members, is_list = _placed_members(t, value, xp, what)
     if not is_list:
-      return _vec_member(t.member, members)
+      return _vec_member(t.member, members, xp)
     if isinstance(t.member, SequenceType):
-      return pad_sequences(t.member.element, members)
+      return pad_sequences(t.member.element, members, xp)
     return _stack(members, xp)
   if isinstance(t, StructType) and _has_federated(t):
     fields = struct_fields(t, value)
     return build_container(t, [to_vectorized(ft, v, what, xp) for ft, v in zip(t.types(), fields)])
-  return _vec_member(t, normalize(t, value, xp, what))
+  return _vec_member(t, normalize(t, value, xp, what), xp)
 
 
 def from_vectorized(t: Type, rep: Any) -> Any:

@@ -1,0 +1,279 @@
+"""Tracing, composition, calling from Python, and misuse errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fedjit
+from fedjit import CLIENTS, SERVER, FederatedType, SequenceType, TensorType
+
+F32_CLIENTS = FederatedType(np.float32, CLIENTS)
+F32_SERVER = FederatedType(np.float32, SERVER)
+
+
+@fedjit.jax_computation(np.float32)
+def add_half(x):
+  return x + 0.5
+
+
+def test_seed_temperature_example(any_backend):
+  @fedjit.federated_computation(F32_CLIENTS)
+  def get_average_temperature(client_temperatures):
+    return fedjit.federated_mean(client_temperatures)
+
+  assert str(get_average_temperature.type_signature) == "({float32}@CLIENTS -> float32@SERVER)"
+  result = get_average_temperature([68.5, 70.3, 69.8])
+  assert isinstance(result, np.float32)
+  # Independent: the mean in float64, compared at float32 precision.
+  np.testing.assert_allclose(result, np.mean([68.5, 70.3, 69.8]), rtol=1e-6)
+
+
+def test_seed_temperature_prints_as_in_tff():
+  @fedjit.federated_computation(F32_CLIENTS)
+  def get_average_temperature(client_temperatures):
+    return fedjit.federated_mean(client_temperatures)
+  assert str(get_average_temperature([68.5, 70.3, 69.8])) == "69.53334"
+
+
+def test_add_half_signatures_and_results(any_backend):
+  assert str(add_half.type_signature) == "(float32 -> float32)"
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def add_half_on_clients(x):
+    return fedjit.federated_map(add_half, x)
+
+  assert str(add_half_on_clients.type_signature) == "({float32}@CLIENTS -> {float32}@CLIENTS)"
+  out = add_half_on_clients([1.0, 2.0, 3.0])
+  assert isinstance(out, list)
+  np.testing.assert_allclose(out, [1.5, 2.5, 3.5])
+  # The leading-client-axis form is accepted too.
+  np.testing.assert_allclose(add_half_on_clients(np.array([1.0, 2.0], np.float32)), [1.5, 2.5])
+  assert add_half(2.0) == np.float32(2.5)
+
+
+def test_jax_computation_without_arguments_infers_its_result_type():
+  @fedjit.jax_computation
+  def server_init():
+    return [jnp.zeros((784, 10)), jnp.zeros((10,))]
+
+  assert str(server_init.type_signature.result) == "<float32[784,10],float32[10]>"
+  assert str(server_init.type_signature) == "( -> <float32[784,10],float32[10]>)"
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return fedjit.federated_value(server_init(), SERVER)
+
+  assert str(initialize_fn.type_signature) == "( -> <float32[784,10],float32[10]>@SERVER)"
+  w, b = initialize_fn()
+  assert w.shape == (784, 10) and b.shape == (10,)
+
+
+def test_multiple_parameters_are_named():
+  @fedjit.jax_computation(np.float32, TensorType(np.int32, [None]))
+  def f(scale, values):
+    return scale * values.astype(jnp.float32)
+  assert str(f.type_signature) == "(<scale=float32,values=int32[?]> -> float32[?])"
+  np.testing.assert_allclose(f(2.0, np.array([1, 2, 3], np.int32)), [2.0, 4.0, 6.0])
+
+
+def test_federated_computations_compose(any_backend):
+  @fedjit.federated_computation(F32_CLIENTS)
+  def shift(x):
+    return fedjit.federated_map(add_half, x)
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def shifted_mean(x):
+    return fedjit.federated_mean(shift(x))
+
+  assert str(shifted_mean.type_signature) == "({float32}@CLIENTS -> float32@SERVER)"
+  np.testing.assert_allclose(shifted_mean([1.0, 2.0, 6.0]), 3.5, rtol=1e-6)
+
+
+def test_jax_computations_call_each_other():
+  @fedjit.jax_computation(np.float32)
+  def twice_add_half(x):
+    return add_half(add_half(x))
+
+  @fedjit.federated_computation(F32_SERVER)
+  def on_server(x):
+    return fedjit.federated_map(twice_add_half, x)
+
+  assert on_server(1.0) == np.float32(2.0)
+
+
+def test_plain_python_function_in_federated_map_is_typed_from_its_argument():
+  @fedjit.federated_computation(F32_CLIENTS)
+  def squares(x):
+    return fedjit.federated_map(lambda v: v * v, x)
+  assert str(squares.type_signature) == "({float32}@CLIENTS -> {float32}@CLIENTS)"
+  np.testing.assert_allclose(squares([2.0, 3.0]), [4.0, 9.0])
+
+
+def test_traced_once_not_rerun_per_call():
+  calls = []
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def counted(x):
+    calls.append(1)
+    return fedjit.federated_sum(x)
+
+  for _ in range(3):
+    counted([1.0, 2.0])
+  assert len(calls) == 1
+
+
+def test_vectorized_compiles_once_per_shape():
+  traces = []
+
+  @fedjit.jax_computation(np.float32)
+  def traced(x):
+    traces.append(1)
+    return x * 2.0
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def doubled(x):
+    return fedjit.federated_sum(fedjit.federated_map(traced, x))
+
+  before = len(traces)
+  with fedjit.backend("vectorized"):
+    for values in ([1.0, 2.0], [3.0, 4.0], [5.0, 6.0]):
+      doubled(values)
+    assert len(traces) - before == 1       # same shape: no retrace
+    doubled([1.0, 2.0, 3.0])
+    assert len(traces) - before == 2       # a new number of clients: one more
+
+
+# ------------------------------------------------------------------ misuse
+
+
+def test_server_value_to_federated_mean_fails_while_tracing():
+  with pytest.raises(fedjit.PlacementError) as e:
+    @fedjit.federated_computation(F32_SERVER)
+    def bad(x):
+      return fedjit.federated_mean(x)
+  message = str(e.value)
+  assert "{T}@CLIENTS" in message and "float32@SERVER" in message
+  assert isinstance(e.value, TypeError)
+
+
+def test_clients_value_to_jax_computation_says_use_federated_map():
+  with pytest.raises(fedjit.PlacementError) as e:
+    @fedjit.federated_computation(F32_CLIENTS)
+    def bad(x):
+      return add_half(x)
+  message = str(e.value)
+  assert "{float32}@CLIENTS" in message
+  assert "unplaced" in message and "federated_map(add_half" in message
+
+
+@pytest.mark.parametrize("operation, named", [
+    (lambda x: jnp.add(x, 1.0), "JAX/NumPy"),
+    (lambda x: jnp.mean(x), "JAX/NumPy"),
+    (lambda x: jax.nn.relu(x), "JAX/NumPy"),
+    (lambda x: np.mean(x), "numpy.mean"),
+    (lambda x: np.sqrt(x), "numpy.sqrt"),
+    (lambda x: x * 2.0, "`*`"),
+    (lambda x: -x, "`-`"),
+])
+def test_jax_or_numpy_on_federated_value_says_move_it_into_jax_computation(operation, named):
+  with pytest.raises(fedjit.FederatedOperationError) as e:
+    fedjit.federated_computation(F32_CLIENTS)(operation)
+  message = str(e.value)
+  assert named in message
+  assert "{float32}@CLIENTS" in message
+  assert "jax_computation" in message and "federated_map" in message
+  assert isinstance(e.value, TypeError)
+
+
+def test_python_control_flow_on_federated_value_fails():
+  def bad(x):
+    if x:
+      return x
+    return x
+  with pytest.raises(fedjit.FederatedOperationError, match="control flow"):
+    fedjit.federated_computation(F32_CLIENTS)(bad)
+
+
+def test_argument_types_must_match_declared_signature_when_traced():
+  @fedjit.federated_computation(F32_CLIENTS)
+  def inner(x):
+    return fedjit.federated_sum(x)
+
+  with pytest.raises(fedjit.FederatedTypeError) as e:
+    @fedjit.federated_computation(FederatedType(np.int32, CLIENTS))
+    def outer(x):
+      return inner(x)
+  assert "{float32}@CLIENTS" in str(e.value) and "{int32}@CLIENTS" in str(e.value)
+
+  with pytest.raises(fedjit.PlacementError) as e:
+    @fedjit.federated_computation(F32_SERVER)
+    def outer2(x):
+      return inner(x)
+  assert "{float32}@CLIENTS" in str(e.value) and "float32@SERVER" in str(e.value)
+
+  with pytest.raises(fedjit.FederatedTypeError) as e:
+    @fedjit.federated_computation(FederatedType(TensorType(np.float32, [2]), CLIENTS))
+    def outer3(x):
+      return fedjit.federated_map(add_half, x)
+  assert "float32[2]" in str(e.value) and "expects an argument of type float32" in str(e.value)
+
+
+def test_argument_types_must_match_declared_signature_when_called():
+  @fedjit.federated_computation(FederatedType(TensorType(np.float32, [2]), CLIENTS))
+  def total(x):
+    return fedjit.federated_sum(x)
+
+  with pytest.raises(fedjit.FederatedTypeError) as e:
+    total([np.zeros(3, np.float32)])
+  assert "float32[2]" in str(e.value) and "float32[3]" in str(e.value)
+  assert "client 0" in str(e.value)
+  with pytest.raises(fedjit.FederatedTypeError, match="cannot be safely cast"):
+    total([np.zeros(2, np.complex64)])
+  with pytest.raises(TypeError, match="takes 1 argument"):
+    total()
+  with pytest.raises(fedjit.FederatedTypeError, match="one .* per client"):
+    total("nonsense")
+
+
+def test_mismatched_number_of_clients_fails():
+  @fedjit.federated_computation(F32_CLIENTS, F32_CLIENTS)
+  def pair(a, b):
+    return fedjit.federated_sum(a), fedjit.federated_sum(b)
+  with pytest.raises(fedjit.FederatedTypeError, match="different numbers of clients"):
+    pair([1.0, 2.0], [1.0])
+
+
+def test_federated_computation_with_parameters_needs_types():
+  with pytest.raises(TypeError, match="needs their types"):
+    @fedjit.federated_computation
+    def untyped(x):
+      return x
+
+
+def test_intrinsics_outside_federated_computation_fail_clearly():
+  with pytest.raises(RuntimeError, match="inside a @fedjit.federated_computation"):
+    fedjit.federated_mean([1.0])
+
+
+def test_iterating_a_sequence_in_python_is_rejected_with_guidance():
+  with pytest.raises(TypeError, match="reduce"):
+    @fedjit.jax_computation(SequenceType(TensorType(np.float32, [None])))
+    def bad(ds):
+      total = 0.0
+      for batch in ds:
+        total += batch.sum()
+      return total
+
+
+def test_backend_context_manager_is_visible_and_restores():
+  default = fedjit.get_backend()
+  assert default.name == "vectorized"
+  with fedjit.backend("reference") as b:
+    assert fedjit.get_backend() is b and b.name == "reference"
+  assert fedjit.get_backend() is default
+  with pytest.raises(ValueError, match="Unknown backend"):
+    with fedjit.backend("gpu-magic"):
+      pass
+  with pytest.raises(ValueError, match="client_map"):
+    fedjit.VectorizedBackend(client_map="sideways")
