@@ -277,3 +277,11 @@ def test_backend_context_manager_is_visible_and_restores():
       pass
   with pytest.raises(ValueError, match="client_map"):
     fedjit.VectorizedBackend(client_map="sideways")
+
+
+def test_ordinary_mistakes_in_traced_function_keep_their_own_message():
+  with pytest.raises(TypeError, match="missing 1 required positional argument") as e:
+    @fedjit.federated_computation(F32_CLIENTS)
+    def forgot_argument(x):
+      return fedjit.federated_map(x)
+  assert not isinstance(e.value, fedjit.FederatedOperationError)

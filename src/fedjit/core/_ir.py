@@ -250,9 +250,6 @@ class FederatedValue:
   def __array__(self, *args, **kwargs):
     raise _misuse(self, "a NumPy operation")
 
-  def __jax_array__(self):
-    raise _misuse(self, "a JAX operation")
-
   def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
     raise _misuse(self, f"numpy.{ufunc.__name__}")
 
@@ -285,12 +282,21 @@ for _name, _sym in [
 
 
 def find_value_in_traceback(exc: BaseException) -> "FederatedValue | None":
-  """The first FederatedValue among the locals of the frames of `exc`."""
+  """The FederatedValue that a JAX/NumPy function raised `exc` on, if any.
+
+  Only errors raised inside JAX or NumPy count, so that ordinary mistakes in
+  the traced function (a missing argument, say) keep their own message.
+  """
   tb = exc.__traceback__
   frames = []
   while tb is not None:
     frames.append(tb.tb_frame)
     tb = tb.tb_next
+  in_library = any(
+      str(f.f_globals.get("__name__", "")).split(".")[0] in ("jax", "jaxlib", "numpy")
+      for f in frames) or "FederatedValue" in str(exc)  # JAX hides its frames
+  if not in_library:
+    return None
   for frame in reversed(frames):
     for v in list(frame.f_locals.values()):
       for candidate in ([v] if not isinstance(v, (list, tuple)) else list(v)[:16]):
