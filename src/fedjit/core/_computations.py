@@ -13,6 +13,7 @@ import inspect
 from typing import Any, Callable
 
 import jax
+from jax import export as jax_export
 import numpy as np
 
 from fedjit.core import _ir
@@ -120,7 +121,7 @@ def _symbolic_abstract(types: list[Type]) -> list[Any]:
     abstract_value(t, collector(i))
   if not names:
     return [abstract_value(t, lambda k: 1) for t in types]
-  sym = dict(zip(names, jax.export.symbolic_shape(", ".join(names))))
+  sym = dict(zip(names, jax_export.symbolic_shape(", ".join(names))))
   out = []
   for i, t in enumerate(types):
     c = collector(i)

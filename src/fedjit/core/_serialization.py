@@ -16,6 +16,7 @@ import struct
 from typing import Any
 
 import jax
+from jax import export as jax_export
 import numpy as np
 
 from fedjit.core._computations import (Computation, FederatedComputation,
@@ -113,7 +114,7 @@ def _export(comp: JaxComputation) -> bytes:
       out = comp.fn(*jax.tree_util.tree_unflatten(in_tree, list(leaves)))
     return jax.tree_util.tree_leaves(out)
 
-  exported = jax.export.export(jax.jit(flat_fn))(*flat)
+  exported = jax_export.export(jax.jit(flat_fn))(*flat)
   try:
     return bytes(exported.serialize(vjp_order=1))
   except ImportError:
@@ -150,7 +151,7 @@ def _padded(t: Type, arg):
 
 
 def _restore_jax(entry: dict, blob: bytes) -> JaxComputation:
-  exported = jax.export.deserialize(bytearray(blob))
+  exported = jax_export.deserialize(bytearray(blob))
   param_types = [type_from_json(t) for t in entry["param_types"]]
   result_type = type_from_json(entry["result_type"])
   fn = _ExportedFunction(exported, param_types, result_type)
