@@ -1,0 +1,184 @@
+"""Federated Averaging and its relatives, composed from the four stages."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+import fedjit
+from fedjit.core import TensorType
+from fedjit.learning.aggregators import (MeanFactory, UnweightedMeanFactory,
+                                         WeightedAggregationFactory)
+from fedjit.learning.models._functional import FunctionalModel
+from fedjit.learning.optimizers import build_sgdm
+from fedjit.learning.templates import (ClientWeighting, LearningProcess,
+                                       build_apply_optimizer_finalizer,
+                                       build_broadcast_process,
+                                       build_fed_sgd_client_work,
+                                       build_model_delta_client_work,
+                                       compose_learning_process)
+
+__all__ = ["build_weighted_fed_avg", "build_unweighted_fed_avg", "build_fed_prox",
+           "build_fed_sgd", "build_federated_averaging_process", "as_model"]
+
+
+def as_model(model: Any) -> FunctionalModel:
+  """A `FunctionalModel`, or a function with no arguments returning one."""
+  if isinstance(model, FunctionalModel):
+    return model
+  if callable(model):
+    made = model()
+    if isinstance(made, FunctionalModel):
+      return made
+  raise TypeError(
+      f"Expected a fedjit model (from fedjit.learning.models: from_keras_model, "
+      f"functional_model_from_keras, from_functions, FunctionalModel) or a function "
+      f"with no arguments returning one; got {model!r}.")
+
+
+def initial_weights_fn(model: FunctionalModel):
+  """A jax computation with no arguments returning the model's initial weights."""
+  initial = model.initial_weights
+
+  @fedjit.jax_computation
+  def initial_model_weights():
+    import jax
+    return jax.tree_util.tree_map(jnp.asarray, initial)
+  return initial_model_weights
+
+
+def _compose(model, client_work, server_optimizer, model_distributor, model_aggregator):
+  weights_type = model.weights_type
+  distributor = model_distributor or build_broadcast_process(weights_type)
+  update_type = client_work.result_type.member["update"]
+  if isinstance(model_aggregator, WeightedAggregationFactory):
+    aggregator = model_aggregator.create(update_type, TensorType(np.float32))
+  elif hasattr(model_aggregator, "create"):
+    aggregator = model_aggregator.create(update_type)
+  else:
+    raise TypeError(f"model_aggregator must be an aggregation factory (such as "
+                    f"fedjit.learning.aggregators.MeanFactory()), got {model_aggregator!r}.")
+  finalizer = build_apply_optimizer_finalizer(server_optimizer, weights_type)
+  return compose_learning_process(initial_weights_fn(model), distributor, client_work,
+                                  aggregator, finalizer)
+
+
+def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
+                           server_optimizer_fn: Any = None,
+                           client_weighting: Any = None,
+                           model_distributor: Any = None,
+                           model_aggregator: Any = None,
+                           metrics_aggregator: Any = None,
+                           loop_implementation: Any = None) -> LearningProcess:
+  """Federated Averaging (McMahan et al., 2017), weighted by client data size.
+
+  Each round the server broadcasts the model; each client trains it on its
+  data with the client optimizer and sends back `Δᵢ = w - wᵢ`; the server
+  computes the weighted mean `Δ = Σ nᵢΔᵢ / Σ nᵢ` and applies it with the
+  server optimizer as a gradient (`w ← w - Δ` with the default SGD(1.0)).
+  FedAdam, FedYogi and FedAdagrad are this algorithm with
+  `server_optimizer_fn=build_adam(...)` and so on.
+
+  Args:
+    model: a `FunctionalModel` or a function with no arguments returning one.
+    client_optimizer_fn: the client optimizer (`build_sgdm(0.1)`, any optax
+      transformation, a Keras optimizer, or a function returning one).
+    server_optimizer_fn: the server optimizer; default `build_sgdm(1.0)`.
+    client_weighting: `ClientWeighting.NUM_EXAMPLES` (default), `UNIFORM`, or
+      a function of a client's local metrics returning its weight.
+    model_distributor: a `DistributionProcess`; default broadcast.
+    model_aggregator: an aggregation factory; default `MeanFactory()`.
+    metrics_aggregator: unused: metrics are always summed across clients and
+      finalized at the server.
+    loop_implementation: unused; accepted for TFF compatibility.
+
+  Returns:
+    A `LearningProcess`.
+
+  Example:
+    >>> trainer = build_weighted_fed_avg(
+    ...     model, client_optimizer_fn=fedjit.learning.optimizers.build_sgdm(0.1))
+    >>> state = trainer.initialize()
+    >>> result = trainer.next(state, train_data)
+  """
+  del metrics_aggregator, loop_implementation
+  model = as_model(model)
+  client_work = build_model_delta_client_work(
+      model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES)
+  return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
+                  model_distributor, model_aggregator or MeanFactory())
+
+
+def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
+                             server_optimizer_fn: Any = None,
+                             model_distributor: Any = None,
+                             model_aggregator: Any = None,
+                             metrics_aggregator: Any = None) -> LearningProcess:
+  """Federated Averaging with every client weighted equally: `Δ = Σ Δᵢ / n`.
+
+  Example:
+    >>> trainer = build_unweighted_fed_avg(model, build_sgdm(0.1))
+  """
+  del metrics_aggregator
+  model = as_model(model)
+  client_work = build_model_delta_client_work(model, client_optimizer_fn,
+                                              ClientWeighting.UNIFORM)
+  return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
+                  model_distributor, model_aggregator or UnweightedMeanFactory())
+
+
+def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: Any,
+                   server_optimizer_fn: Any = None, client_weighting: Any = None,
+                   model_distributor: Any = None, model_aggregator: Any = None,
+                   metrics_aggregator: Any = None) -> LearningProcess:
+  """FedProx (Li et al., 2020): FedAvg whose clients minimize
+  `loss(w) + μ/2 · ‖w - w_server‖²`, with μ = `proximal_strength`.
+
+  With `proximal_strength=0` it is exactly `build_weighted_fed_avg`.
+
+  Example:
+    >>> trainer = build_fed_prox(model, proximal_strength=0.1,
+    ...                          client_optimizer_fn=build_sgdm(0.1))
+  """
+  del metrics_aggregator
+  model = as_model(model)
+  client_work = build_model_delta_client_work(
+      model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES,
+      proximal_strength=proximal_strength)
+  return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
+                  model_distributor, model_aggregator or MeanFactory())
+
+
+def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
+                  model_distributor: Any = None, model_aggregator: Any = None,
+                  metrics_aggregator: Any = None) -> LearningProcess:
+  """FedSGD: clients send the gradient of their mean loss at the server's
+  weights; the server applies the example-weighted mean gradient with its
+  optimizer (default `build_sgdm(0.1)`). With one client, a round is one
+  centralized gradient step on that client's data.
+
+  Example:
+    >>> trainer = build_fed_sgd(model, server_optimizer_fn=build_sgdm(0.5))
+  """
+  del metrics_aggregator
+  model = as_model(model)
+  return _compose(model, build_fed_sgd_client_work(model),
+                  server_optimizer_fn or build_sgdm(0.1), model_distributor,
+                  model_aggregator or MeanFactory())
+
+
+def build_federated_averaging_process(model_fn: Any, client_optimizer_fn: Any,
+                                      server_optimizer_fn: Any = None,
+                                      **kwargs) -> LearningProcess:
+  """Deprecated TFF name for `build_weighted_fed_avg`.
+
+  Example:
+    >>> process = build_federated_averaging_process(model_fn, lambda: optax.sgd(0.02))
+  """
+  warnings.warn("build_federated_averaging_process is deprecated (as in TFF); use "
+                "fedjit.learning.algorithms.build_weighted_fed_avg.",
+                DeprecationWarning, stacklevel=2)
+  return build_weighted_fed_avg(model_fn, client_optimizer_fn, server_optimizer_fn, **kwargs)

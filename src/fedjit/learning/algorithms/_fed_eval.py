@@ -1,0 +1,124 @@
+"""Federated evaluation, and centralized evaluation of a server model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fedjit
+from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType
+from fedjit.core._values import pad_sequences, normalize
+from fedjit.learning.algorithms._fed_avg import as_model, initial_weights_fn
+from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
+from fedjit.learning.templates import (LearningAlgorithmState, LearningProcess,
+                                       LearningProcessOutput)
+
+__all__ = ["build_fed_eval", "evaluate"]
+
+
+def _metric_sums(model: FunctionalModel, data, weights):
+  def step(state, batch, mask):
+    loss, (preds, _) = model.loss(weights, batch, mask, training=False)
+    return model.metrics_update(state, split_batch(batch)[1], preds, loss, mask)
+  return data.reduce(model.metrics_init(), step, with_mask=True)
+
+
+def build_fed_eval(model: Any, model_distributor: Any = None,
+                   metrics_aggregator: Any = None) -> LearningProcess:
+  """Federated evaluation: the server model's metrics over the clients' data.
+
+  Metric sums are added over all clients and finalized once, so a reported
+  accuracy is the accuracy over every example. `next` returns
+  `metrics['client_work']['eval']['current_round_metrics']` (this call) and
+  `['total_rounds_metrics']` (all calls so far). Put the model to evaluate
+  into the state with `set_model_weights`.
+
+  Example:
+    >>> evaluator = build_fed_eval(model)
+    >>> state = evaluator.set_model_weights(evaluator.initialize(), weights)
+    >>> metrics = evaluator.next(state, test_data).metrics
+  """
+  del model_distributor, metrics_aggregator
+  model = as_model(model)
+  weights_type = model.weights_type
+  data_type = SequenceType(model.input_spec)
+  init_weights = initial_weights_fn(model)
+
+  @fedjit.jax_computation
+  def zero_sums():
+    return model.metrics_init()
+
+  sums_type = zero_sums.type_signature.result
+
+  @fedjit.jax_computation(data_type, weights_type)
+  def client_eval(data, weights):
+    return _metric_sums(model, data, weights)
+
+  @fedjit.jax_computation(sums_type, sums_type)
+  def add_and_finalize(total, current):
+    total = jax.tree_util.tree_map(jnp.add, total, current)
+    return total, model.metrics_finalize(current), model.metrics_finalize(total)
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return fedjit.federated_zip(LearningAlgorithmState(
+        global_model_weights=fedjit.federated_value(init_weights(), SERVER),
+        distributor=fedjit.federated_value((), SERVER),
+        client_work=fedjit.federated_value(zero_sums(), SERVER),
+        aggregator=fedjit.federated_value((), SERVER),
+        finalizer=fedjit.federated_value((), SERVER)))
+
+  state_type = initialize_fn.type_signature.result
+
+  @fedjit.federated_computation(state_type, FederatedType(data_type, CLIENTS))
+  def next_fn(state, client_data):
+    sums = fedjit.federated_sum(fedjit.federated_map(
+        client_eval, (client_data, fedjit.federated_broadcast(state.global_model_weights))))
+    out = fedjit.federated_map(add_and_finalize, (state.client_work, sums))
+    new_state = fedjit.federated_zip(LearningAlgorithmState(
+        global_model_weights=state.global_model_weights, distributor=state.distributor,
+        client_work=out[0], aggregator=state.aggregator, finalizer=state.finalizer))
+    empty = fedjit.federated_value((), SERVER)
+    metrics = fedjit.federated_zip(dict(
+        distributor=empty,
+        client_work=fedjit.federated_zip(dict(eval=fedjit.federated_zip(dict(
+            current_round_metrics=out[1], total_rounds_metrics=out[2])))),
+        aggregator=empty, finalizer=empty))
+    return LearningProcessOutput(state=new_state, metrics=metrics)
+
+  return LearningProcess(initialize_fn, next_fn)
+
+
+_EVAL_CACHE: dict = {}
+
+
+def evaluate(model: Any, weights: Any, dataset: Any) -> dict:
+  """Centralized evaluation of model weights on a dataset (a list of batches).
+
+  Padded examples are masked out, so the result is exact for any batching.
+
+  Args:
+    model: a `FunctionalModel` (or a function returning one).
+    weights: `ModelWeights`, e.g. `trainer.get_model_weights(state)`.
+    dataset: a list (or iterable) of `(x, y)` batches, or a fedjit Dataset.
+
+  Returns:
+    `{metric name: value, 'loss': ..., 'num_examples': ..., 'num_batches': ...}`.
+
+  Example:
+    >>> evaluate(model, trainer.get_model_weights(state), test_batches)['loss']
+  """
+  model = as_model(model)
+  seq_type = SequenceType(model.input_spec)
+  elements = normalize(seq_type, dataset, what="dataset")
+  padded = jax.tree_util.tree_map(lambda x: x[0], pad_sequences(model.input_spec, [elements]))
+  key = id(model)
+  if key not in _EVAL_CACHE or _EVAL_CACHE[key][0] is not model:
+    fn = jax.jit(lambda data, w: model.metrics_finalize(_metric_sums(model, data, w)))
+    _EVAL_CACHE[key] = (model, fn)
+  weights = ModelWeights(*weights)
+  out = _EVAL_CACHE[key][1](padded, weights)
+  return {k: np.asarray(v)[()] for k, v in out.items()}

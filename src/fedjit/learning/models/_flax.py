@@ -1,0 +1,60 @@
+"""Flax NNX modules as fedjit functional models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from fedjit.learning.models._functional import FunctionalModel, ModelWeights
+
+__all__ = ["from_flax_model"]
+
+
+def from_flax_model(module: Any, loss_fn: Any, input_spec: Any,
+                    metrics: Any = None) -> FunctionalModel:
+  """Wraps a Flax NNX module: its `nnx.Param`s are the trainable weights and
+  every other state (batch statistics, RNG counters) the non-trainable ones.
+
+  Args:
+    module: an initialized `flax.nnx.Module` whose `__call__(x)` gives the
+      predictions.
+    loss_fn: `(y_true, y_pred) -> per-example losses`.
+    input_spec: the type of one `(x, y)` batch.
+    metrics: metrics to report (see `FunctionalModel`).
+
+  Example:
+    >>> class Linear(nnx.Module):
+    ...   def __init__(self, rngs):
+    ...     self.dense = nnx.Linear(784, 10, rngs=rngs)
+    ...   def __call__(self, x):
+    ...     return self.dense(x)
+    >>> model = from_flax_model(Linear(nnx.Rngs(0)), loss_fn, input_spec)
+  """
+  try:
+    from flax import nnx
+  except ImportError as e:
+    raise ImportError("Flax models need flax: pip install 'fedjit[flax]'.") from e
+  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+  to_pure = lambda state: nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state
+  params_template, rest_template = params, rest
+
+  def _restore(template, pure):
+    state = jax.tree_util.tree_map(lambda x: x, template)
+    nnx.replace_by_pure_dict(state, pure)
+    return state
+
+  def apply_fn(weights, x, training):
+    model = nnx.merge(graphdef, _restore(params_template, weights.trainable),
+                      _restore(rest_template, weights.non_trainable))
+    if hasattr(model, "train"):
+      model.train() if training else model.eval()
+    out = model(x)
+    _, _, new_rest = nnx.split(model, nnx.Param, ...)
+    return out, to_pure(new_rest)
+
+  initial = ModelWeights(jax.tree_util.tree_map(np.asarray, to_pure(params)),
+                         jax.tree_util.tree_map(np.asarray, to_pure(rest)))
+  return FunctionalModel(initial, apply_fn=apply_fn, loss_fn=loss_fn,
+                         input_spec=input_spec, metrics=metrics)

@@ -1,0 +1,277 @@
+"""Ready-made stages: broadcast distributor, model-delta client work, and the
+optimizer-applying finalizer."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import fedjit
+from fedjit.core import (CLIENTS, SERVER, FederatedType, SequenceType, TensorType,
+                         Type, to_type)
+from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
+from fedjit.learning.optimizers import as_optimizer
+from fedjit.learning.templates._processes import (ClientResult, ClientWorkProcess,
+                                                  DistributionProcess, FinalizerProcess,
+                                                  MeasuredProcessOutput)
+
+__all__ = ["ClientWeighting", "build_broadcast_process", "build_model_delta_client_work",
+           "build_fed_sgd_client_work", "client_work_from_update",
+           "build_apply_optimizer_finalizer"]
+
+ROUND = TensorType(np.int32)
+
+
+class ClientWeighting(enum.Enum):
+  """How client updates are weighted in the mean (TFF's ClientWeighting)."""
+  UNIFORM = 1
+  NUM_EXAMPLES = 2
+
+
+def _empty_server():
+  return fedjit.federated_value((), SERVER)
+
+
+def build_broadcast_process(value_type: Any) -> DistributionProcess:
+  """A distributor that broadcasts the server's value to all clients.
+
+  Example:
+    >>> distributor = build_broadcast_process(model_weights_type)
+  """
+  value_type = to_type(value_type)
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return _empty_server()
+
+  @fedjit.federated_computation(FederatedType((), SERVER), FederatedType(value_type, SERVER))
+  def next_fn(state, value):
+    return MeasuredProcessOutput(state, fedjit.federated_broadcast(value), _empty_server())
+
+  return DistributionProcess(initialize_fn, next_fn)
+
+
+def _is_float(x) -> bool:
+  return jnp.issubdtype(jnp.result_type(x), jnp.floating)
+
+
+def _delta(initial, final):
+  """initial - final for float leaves; float32 zeros for the others."""
+  return jax.tree_util.tree_map(
+      lambda a, b: (a - b) if _is_float(a) else jnp.zeros(jnp.shape(a), jnp.float32),
+      initial, final)
+
+
+def zeros_of(t: Type):
+  """A zero value of a (struct of) tensor type."""
+  from fedjit.core._types import StructType, build_container
+  if isinstance(t, TensorType):
+    return jnp.zeros(t.shape, t.dtype)
+  return build_container(t, [zeros_of(e) for e in t.types()])
+
+
+def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
+                                  client_weighting: Any = ClientWeighting.NUM_EXAMPLES,
+                                  proximal_strength: float = 0.0) -> ClientWorkProcess:
+  """Local training that returns the model delta `initial - trained` as update.
+
+  Each client runs `optimizer` over its batches once (repeat the data for
+  more epochs), minimizing the model's loss plus, for FedProx,
+  `proximal_strength / 2 · ‖w - w_server‖²`. Padded examples are masked out,
+  so a client's result equals training it alone. Training metrics are summed
+  over clients and finalized at the server under `train`.
+
+  Args:
+    model: a `FunctionalModel`.
+    optimizer: the client optimizer (anything `optimizers.as_optimizer` takes).
+    client_weighting: `ClientWeighting.NUM_EXAMPLES`, `UNIFORM`, or a function
+      of the client's finalized local metrics returning its weight.
+    proximal_strength: FedProx's μ (0 gives FedAvg's client work).
+
+  Example:
+    >>> client_work = build_model_delta_client_work(model, build_sgdm(0.1))
+  """
+  optimizer = as_optimizer(optimizer)
+  if proximal_strength < 0:
+    raise ValueError(f"proximal_strength must be >= 0, got {proximal_strength}.")
+  if not (isinstance(client_weighting, ClientWeighting) or callable(client_weighting)):
+    raise TypeError(f"client_weighting must be a ClientWeighting or a function of the "
+                    f"local metrics, got {client_weighting!r}.")
+  weights_type = model.weights_type
+  data_type = SequenceType(model.input_spec)
+  mu = float(proximal_strength)
+
+  @fedjit.jax_computation(data_type, weights_type, ROUND)
+  def client_update(data, initial, round_num):
+    tx = optimizer.at_round(round_num)
+
+    def step(carry, batch, mask):
+      weights, opt_state, metric_state = carry
+
+      def objective(trainable):
+        loss, aux = model.loss(ModelWeights(trainable, weights.non_trainable), batch, mask)
+        prox = 0.0
+        if mu > 0:
+          prox = 0.5 * mu * sum(jnp.sum((a - b) ** 2) for a, b in zip(
+              jax.tree_util.tree_leaves(trainable), jax.tree_util.tree_leaves(initial.trainable)))
+        return loss + prox, (loss, aux)
+
+      grads, (loss, (preds, non_trainable)) = jax.grad(objective, has_aux=True)(
+          weights.trainable)
+      updates, opt_state = tx.update(grads, opt_state, weights.trainable)
+      trainable = optax.apply_updates(weights.trainable, updates)
+      metric_state = model.metrics_update(metric_state, split_batch(batch)[1], preds, loss, mask)
+      return ModelWeights(trainable, non_trainable), opt_state, metric_state
+
+    carry = (initial, tx.init(initial.trainable), model.metrics_init())
+    final, _, metric_state = data.reduce(carry, step, with_mask=True)
+    update = ModelWeights(_delta(initial.trainable, final.trainable),
+                          _delta(initial.non_trainable, final.non_trainable))
+    if client_weighting is ClientWeighting.NUM_EXAMPLES:
+      weight = metric_state["num_examples"].astype(jnp.float32)
+    elif client_weighting is ClientWeighting.UNIFORM:
+      weight = jnp.float32(1.0)
+    else:
+      weight = jnp.asarray(client_weighting(model.metrics_finalize(metric_state)), jnp.float32)
+    return ClientResult(update, weight), metric_state
+
+  return client_work_from_update(model, client_update)
+
+
+def client_work_from_update(model: FunctionalModel, client_update) -> ClientWorkProcess:
+  """Client work around a jax computation `client_update(data, weights,
+  round_num) -> (ClientResult, metric sums)`.
+
+  The metric sums are added over clients and finalized at the server, under
+  `train`; the state is the round number, broadcast to the clients (for
+  learning-rate schedules).
+  """
+  weights_type = model.weights_type
+  data_type = SequenceType(model.input_spec)
+  metric_type = client_update.type_signature.result[1]
+
+  @fedjit.jax_computation(metric_type)
+  def finalize(metric_state):
+    return model.metrics_finalize(metric_state)
+
+  @fedjit.jax_computation(ROUND)
+  def increment(round_num):
+    return round_num + 1
+
+  @fedjit.jax_computation
+  def zero_round():
+    return jnp.int32(0)
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return fedjit.federated_value(zero_round(), SERVER)
+
+  @fedjit.federated_computation(FederatedType(ROUND, SERVER),
+                                FederatedType(weights_type, CLIENTS),
+                                FederatedType(data_type, CLIENTS))
+  def next_fn(state, weights, client_data):
+    outputs = fedjit.federated_map(
+        client_update, (client_data, weights, fedjit.federated_broadcast(state)))
+    metrics = fedjit.federated_map(finalize, fedjit.federated_sum(outputs[1]))
+    return MeasuredProcessOutput(
+        state=fedjit.federated_map(increment, state),
+        result=outputs[0],
+        measurements=fedjit.federated_zip(dict(train=metrics)))
+
+  return ClientWorkProcess(initialize_fn, next_fn)
+
+
+def build_fed_sgd_client_work(model: FunctionalModel) -> ClientWorkProcess:
+  """Client work of FedSGD: the gradient of the mean loss over all of the
+  client's examples, at the server's weights, weighted by the example count.
+
+  Example:
+    >>> client_work = build_fed_sgd_client_work(model)
+  """
+  weights_type = model.weights_type
+  data_type = SequenceType(model.input_spec)
+
+  @fedjit.jax_computation(data_type, weights_type, ROUND)
+  def client_update(data, initial, round_num):
+    def step(carry, batch, mask):
+      grad_sum, non_trainable, metric_state = carry
+
+      def objective(trainable):
+        return model.loss(ModelWeights(trainable, non_trainable), batch, mask)
+
+      (loss, (preds, new_non_trainable)), grads = jax.value_and_grad(
+          objective, has_aux=True)(initial.trainable)
+      n = jnp.sum(mask)
+      grad_sum = jax.tree_util.tree_map(lambda s, g: s + n * g, grad_sum, grads)
+      metric_state = model.metrics_update(metric_state, split_batch(batch)[1], preds, loss, mask)
+      return grad_sum, new_non_trainable, metric_state
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, initial.trainable)
+    grad_sum, non_trainable, metric_state = data.reduce(
+        (zeros, initial.non_trainable, model.metrics_init()), step, with_mask=True)
+    n = jnp.maximum(metric_state["num_examples"].astype(jnp.float32), 1.0)
+    update = ModelWeights(jax.tree_util.tree_map(lambda g: g / n, grad_sum),
+                          _delta(initial.non_trainable, non_trainable))
+    weight = metric_state["num_examples"].astype(jnp.float32)
+    return ClientResult(update, weight), metric_state
+
+  return client_work_from_update(model, client_update)
+
+
+def build_apply_optimizer_finalizer(optimizer: Any, model_weights_type: Any) -> FinalizerProcess:
+  """A finalizer that applies the aggregated update with a server optimizer.
+
+  The aggregate `ModelWeights` delta is used as a gradient for the trainable
+  weights (`w ← w - lr · delta` with SGD); floating non-trainable weights
+  (batch-norm statistics) become `w - delta`, the clients' mean. If the
+  update holds a NaN or infinity, the model and optimizer state are left
+  unchanged and `update_non_finite` reports 1.
+
+  Example:
+    >>> finalizer = build_apply_optimizer_finalizer(build_sgdm(1.0), weights_type)
+  """
+  optimizer = as_optimizer(optimizer)
+  weights_type = to_type(model_weights_type)
+  trainable_type = weights_type[0]
+
+  @fedjit.jax_computation
+  def init_state():
+    return optimizer.init(zeros_of(trainable_type)), jnp.int32(0)
+
+  state_type = init_state.type_signature.result
+  update_type = to_type(jax.tree_util.tree_map(
+      lambda t: jax.ShapeDtypeStruct(np.shape(t), np.float32),
+      jax.eval_shape(lambda: zeros_of(weights_type))))
+
+  @fedjit.jax_computation(state_type, weights_type, update_type)
+  def apply_update(state, weights, update):
+    opt_state, round_num = state
+    tx = optimizer.at_round(round_num)
+    updates, new_opt_state = tx.update(update[0], opt_state, weights[0])
+    trainable = optax.apply_updates(weights[0], updates)
+    non_trainable = jax.tree_util.tree_map(
+        lambda w, d: (w - d).astype(w.dtype) if _is_float(w) else w, weights[1], update[1])
+    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(l))
+                                  for l in jax.tree_util.tree_leaves(update)] or [True]))
+    keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_weights = keep(ModelWeights(trainable, non_trainable), ModelWeights(*weights))
+    new_state = (keep(new_opt_state, opt_state), round_num + 1)
+    return new_state, new_weights, dict(update_non_finite=(~finite).astype(jnp.int32))
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return fedjit.federated_value(init_state(), SERVER)
+
+  @fedjit.federated_computation(FederatedType(state_type, SERVER),
+                                FederatedType(weights_type, SERVER),
+                                FederatedType(update_type, SERVER))
+  def next_fn(state, weights, update):
+    out = fedjit.federated_map(apply_update, (state, weights, update))
+    return MeasuredProcessOutput(state=out[0], result=out[1], measurements=out[2])
+
+  return FinalizerProcess(initialize_fn, next_fn)
