@@ -13,10 +13,26 @@ Example:
   np.float32(69.53334)
 """
 
+import os as _os
+import sys as _sys
+
+# Keras models run on Keras's JAX backend: select it if Keras is not imported yet
+# (fedjit.learning.models explains what to do when it already was).
+if "keras" not in _sys.modules:
+  _os.environ["KERAS_BACKEND"] = "jax"
+
 from fedjit import templates
 from fedjit.core import *  # noqa: F401,F403  (the curated core API)
 from fedjit.core import __all__ as _core_all
 
 __version__ = "0.1.0"
 
-__all__ = list(_core_all) + ["templates", "__version__"]
+__all__ = list(_core_all) + ["templates", "learning", "__version__"]
+
+
+def __getattr__(name):
+  # `fedjit.learning` is imported on first use, so the Federated Core alone stays light.
+  if name == "learning":
+    import importlib
+    return importlib.import_module("fedjit.learning")
+  raise AttributeError(f"module 'fedjit' has no attribute {name!r}")

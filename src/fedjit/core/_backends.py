@@ -35,6 +35,7 @@ from fedjit.core._errors import ClientComputationError, FederatedTypeError
 from fedjit.core._interpreter import Ops, evaluate, select_field
 from fedjit.core._ir import Node
 from fedjit.core._placements import CLIENTS, SERVER
+from fedjit.core._sequence import like
 from fedjit.core._types import (FederatedType, StructType, TensorType, Type,
                                 build_container, infer_type, struct_fields)
 
@@ -357,9 +358,7 @@ class VectorizedOps(Ops):
     acc_fn = node.attrs["accumulate"]
 
     def body(acc, xi):
-      new = acc_fn.invoke((acc, xi))
-      return jax.tree_util.tree_map(lambda n, o: jnp.asarray(n, jnp.result_type(o)),
-                                    new, acc), None
+      return like(acc_fn.invoke((acc, xi)), acc, "federated_aggregate's accumulate"), None
     acc, _ = jax.lax.scan(body, zero, x)
     return node.attrs["report"].invoke(acc)
 

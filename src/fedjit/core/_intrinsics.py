@@ -368,14 +368,20 @@ def sequence_reduce(value: Any, zero: Any, op: Any) -> Any:
   return _sequence_op("sequence_reduce", value, lambda s, z: s.reduce(z, fn), zero)
 
 
-def sequence_map(fn: Any, value: Any) -> Any:
+def sequence_map(fn: Any, value: Any, *, with_mask: bool = False) -> Any:
   """Applies `fn` to every element of a sequence, giving a new sequence.
+
+  For batches, `fn` must act row by row (keep the batch axis), or take the
+  mask of real rows (`with_mask=True`: `fn(batch, mask)`), since the
+  vectorized backend pads smaller batches.
 
   Example:
     >>> scaled = fedjit.sequence_map(lambda batch: batch * 2.0, client_data)
+    >>> sums = fedjit.sequence_map(lambda b, m: jnp.sum(b * m[:, None]), client_data,
+    ...                            with_mask=True)
   """
   f = fn.fn if isinstance(fn, JaxComputation) else fn
-  return _sequence_op("sequence_map", value, lambda s, _: s.map(f))
+  return _sequence_op("sequence_map", value, lambda s, _: s.map(f, with_mask=with_mask))
 
 
 def sequence_sum(value: Any) -> Any:

@@ -71,8 +71,14 @@ class Sequence:
     """
     raise NotImplementedError
 
-  def map(self, fn: Callable) -> "Sequence":
-    """Applies `fn` to every element, returning a new sequence."""
+  def map(self, fn: Callable, *, with_mask: bool = False) -> "Sequence":
+    """Applies `fn` to every element, returning a new sequence.
+
+    For batched elements, `fn` must keep the batch axis (act row by row), or
+    be given the mask (`with_mask=True`: `fn(element, mask)`) so that it can
+    ignore padded rows: a padded batch would otherwise change a per-batch
+    reduction such as `jnp.sum(batch + 1)`.
+    """
     raise NotImplementedError
 
   def sum(self):
@@ -103,6 +109,21 @@ def _zeros_spec(t: Type):
   if isinstance(t, TensorType):
     return jax.ShapeDtypeStruct(t.shape, t.dtype)
   return build_container(t, [_zeros_spec(e) for e in t.types()])
+
+
+def like(new: Any, old: Any, what: str) -> Any:
+  """`new` with the tree structure and dtypes of `old` (a loop carry).
+
+  Containers may differ (a list for a tuple); the leaves must correspond.
+  """
+  old_leaves, treedef = jax.tree_util.tree_flatten(old)
+  new_leaves = jax.tree_util.tree_leaves(new)
+  if len(new_leaves) != len(old_leaves):
+    raise TypeError(
+        f"{what} must return a value with the structure of its input carry "
+        f"{treedef}, but returned {jax.tree_util.tree_structure(new)}.")
+  return jax.tree_util.tree_unflatten(treedef, [
+      jnp.asarray(n, dtype=jnp.result_type(o)) for n, o in zip(new_leaves, old_leaves)])
 
 
 def _select(pred, new, old):
@@ -145,28 +166,33 @@ class PaddedSequence(Sequence):
         new = step_fn(carry, element, mask.astype(jnp.float32))
       else:
         new = step_fn(carry, element)
-      new = jax.tree_util.tree_map(
-          lambda n, o: jnp.asarray(n, dtype=jnp.result_type(o)), new, carry)
+      new = like(new, carry, "reduce's step")
       return _select(self._valid(mask), new, carry), None
 
     carry, _ = jax.lax.scan(body, initial, (self.data, self.mask))
     return carry
 
-  def map(self, fn):
+  def map(self, fn, *, with_mask: bool = False):
     from fedjit.core._types import to_type
-    mapped = jax.vmap(fn)(self.data)
+    if with_mask:
+      mapped = jax.vmap(fn)(self.data, self.mask.astype(jnp.float32))
+    else:
+      mapped = jax.vmap(fn)(self.data)
     out_type = to_type(jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), mapped))
-    if self.batched:
-      bs = self.mask.shape[1]
-      leaves = jax.tree_util.tree_leaves(mapped)
-      keeps_batch = all(l.ndim >= 2 and _same_dim(l.shape[1], bs) for l in leaves)
-      if keeps_batch:
-        out_type = _unknown_batch(out_type)
-        return PaddedSequence(mapped, self.mask, out_type)
-      return PaddedSequence(mapped, self.mask.any(axis=1).astype(self.mask.dtype),
-                            out_type)
-    return PaddedSequence(mapped, self.mask, out_type)
+    if not self.batched:
+      return PaddedSequence(mapped, self.mask, out_type)
+    bs = self.mask.shape[1]
+    leaves = jax.tree_util.tree_leaves(mapped)
+    if all(l.ndim >= 2 and _same_dim(l.shape[1], bs) for l in leaves):
+      return PaddedSequence(mapped, self.mask, _unknown_batch(out_type))
+    if not with_mask:
+      raise TypeError(
+          f"sequence_map's function turns batches of {self.element_type} into "
+          f"{out_type}, dropping the batch axis, so it would see the rows that pad "
+          f"a smaller last batch. Pass with_mask=True and weight rows by the mask: "
+          f"fn(batch, mask), e.g. lambda b, m: jnp.sum(b * m[:, None]).")
+    return PaddedSequence(mapped, self.mask.any(axis=1).astype(self.mask.dtype), out_type)
 
 
 def _same_dim(a, b) -> bool:
@@ -206,24 +232,23 @@ class ListSequence(Sequence):
         new = step_fn(carry, element, self._mask(element))
       else:
         new = step_fn(carry, element)
-      carry = jax.tree_util.tree_map(
-          lambda n, o: jnp.asarray(n, dtype=jnp.result_type(o)), new, carry)
+      carry = like(new, carry, "reduce's step")
     return carry
 
-  def map(self, fn):
-    from fedjit.core._types import infer_type
-    out = [fn(e) for e in self.elements]
-    if not out:
-      return ListSequence([], self.element_type)
-    out_type = infer_type(out[0])
-    if is_batched(self.element_type) and all(
-        _leading(o) is not None and _leading(o) == _leading(e)
-        for o, e in zip(out, self.elements)):
-      out_type = _unknown_batch(out_type)
+  def map(self, fn, *, with_mask: bool = False):
+    # The result type is what the padded representation gives (so that an
+    # empty sequence is typed too, and misuse fails the same way).
+    from fedjit.core import _values
+    abstract = _values.abstract_value(
+        _sequence_type(self.element_type), lambda key: 1 if key == "n" else 7919)
+    out_type = jax.eval_shape(lambda s: s.map(fn, with_mask=with_mask), abstract).element_type
+    if with_mask:
+      out = [fn(e, self._mask(e)) for e in self.elements]
+    else:
+      out = [fn(e) for e in self.elements]
     return ListSequence(out, out_type)
 
 
-def _leading(tree):
-  leaves = jax.tree_util.tree_leaves(tree)
-  sizes = {np.shape(l)[0] if np.ndim(l) else None for l in leaves}
-  return sizes.pop() if len(sizes) == 1 else None
+def _sequence_type(element_type):
+  from fedjit.core._types import SequenceType
+  return SequenceType(element_type)

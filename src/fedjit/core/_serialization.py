@@ -70,6 +70,17 @@ def type_to_json(t: Type | None) -> Any:
   raise TypeError(f"Cannot serialize type {t!r}.")
 
 
+_NAMEDTUPLES: dict[tuple, type] = {}
+
+
+def _namedtuple(name: str, fields: tuple) -> type:
+  """One class per (name, fields), so equal structures are equal pytrees."""
+  key = (name, fields)
+  if key not in _NAMEDTUPLES:
+    _NAMEDTUPLES[key] = collections.namedtuple(name, fields)
+  return _NAMEDTUPLES[key]
+
+
 def type_from_json(d: Any) -> Type | None:
   if d is None:
     return None
@@ -80,7 +91,7 @@ def type_from_json(d: Any) -> Type | None:
     fields = [(n, type_from_json(e)) for n, e in d["fields"]]
     c = d.get("container")
     if isinstance(c, dict):
-      container = collections.namedtuple(c["namedtuple"], [n for n, _ in fields])
+      container = _namedtuple(c["namedtuple"], tuple(n for n, _ in fields))
     else:
       container = {"tuple": tuple, "list": list, "dict": dict,
                    "OrderedDict": collections.OrderedDict, None: None}[c]
@@ -264,16 +275,35 @@ def deserialize(data: bytes) -> Computation:
   if not data.startswith(MAGIC):
     raise ValueError("Not a serialized fedjit computation: the data does not start "
                      "with fedjit's magic bytes. Was it written by fedjit.serialize?")
+  try:
+    return _read(data)
+  except _FormatError:
+    raise
+  except Exception as e:  # any damage: truncation, bad JSON, bad StableHLO
+    raise ValueError(
+        f"The serialized fedjit computation is corrupt or truncated ({len(data)} "
+        f"bytes): {type(e).__name__}: {e}. Serialize the computation again.") from e
+
+
+class _FormatError(ValueError):
+  pass
+
+
+def _read(data: bytes) -> Computation:
   (n,) = struct.unpack("<Q", data[len(MAGIC):len(MAGIC) + 8])
   start = len(MAGIC) + 8
   header = json.loads(data[start:start + n].decode("utf-8"))
+  if not isinstance(header, dict):
+    raise TypeError(f"the header is a JSON {type(header).__name__}, not an object")
   if header.get("format") != FORMAT_VERSION:
-    raise ValueError(f"Serialized computation has format {header.get('format')}; this "
-                     f"fedjit reads format {FORMAT_VERSION}.")
+    raise _FormatError(f"Serialized computation has format {header.get('format')}; "
+                       f"this fedjit reads format {FORMAT_VERSION}.")
   base = start + n
 
   def blob(i):
     off, length = header["blobs"][i]
+    if base + off + length > len(data):
+      raise ValueError(f"blob {i} ends past the end of the data")
     return data[base + off: base + off + length]
 
   comps = [_restore_jax(e, blob(e["blob"])) for e in header["computations"]]
