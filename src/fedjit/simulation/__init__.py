@@ -2,11 +2,26 @@
 client sampling and the training loop.
 
 Example:
-  >>> train, test = fedjit.simulation.datasets.emnist.load_data()
-  >>> ds = train.create_dataset_for_client(train.client_ids[0]).batch(20)
+  >>> train, test = fedjit.simulation.datasets.digits.load_data(num_clients=20)
+  >>> result = fedjit.simulation.run_training(
+  ...     trainer, train.preprocess(lambda ds: ds.batch(20)), rounds=30,
+  ...     clients_per_round=10, output_dir="runs/digits")
 """
+
+import importlib
 
 from fedjit.simulation._client_data import ClientData, UnknownClientError
 from fedjit.simulation._dataset import Dataset
+from fedjit.simulation._sampling import build_uniform_sampling_fn, sample_clients
+from fedjit.simulation._training import (TrainingResult, build_central_evaluation,
+                                         flatten_metrics, plot_curves, run_training)
 
-__all__ = ["ClientData", "Dataset", "UnknownClientError"]
+__all__ = ["ClientData", "Dataset", "UnknownClientError", "build_uniform_sampling_fn",
+           "sample_clients", "TrainingResult", "build_central_evaluation", "flatten_metrics",
+           "plot_curves", "run_training", "datasets", "partitioners"]
+
+
+def __getattr__(name):
+  if name in ("datasets", "partitioners"):
+    return importlib.import_module(f"fedjit.simulation.{name}")
+  raise AttributeError(f"module 'fedjit.simulation' has no attribute {name!r}")

@@ -1,0 +1,267 @@
+"""The round loop: sample clients, run a round, evaluate, log, plot, checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from fedjit.simulation._client_data import ClientData
+from fedjit.simulation._sampling import sample_clients
+
+__all__ = ["run_training", "TrainingResult", "flatten_metrics", "build_central_evaluation",
+           "plot_curves"]
+
+CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.jsonl"
+PLOT = "curves.png"
+
+
+@dataclasses.dataclass
+class TrainingResult:
+  """What `run_training` returns: the final state and every round's metrics."""
+  state: Any
+  history: list[dict]
+  output_dir: pathlib.Path | None
+
+
+def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
+  """Nested metrics as `{"client_work/train/loss": 0.5, ...}` of Python numbers.
+
+  Example:
+    >>> flatten_metrics({"client_work": {"train": {"loss": np.float32(0.5)}}})
+    {'client_work/train/loss': 0.5}
+  """
+  out: dict[str, float] = {}
+  if isinstance(metrics, Mapping):
+    items = metrics.items()
+  elif hasattr(metrics, "_asdict"):
+    items = metrics._asdict().items()
+  elif isinstance(metrics, (list, tuple)):
+    items = [(str(i), v) for i, v in enumerate(metrics)]
+  else:
+    value = np.asarray(metrics)
+    if value.ndim == 0 and np.issubdtype(value.dtype, np.number):
+      out[prefix] = value.item()
+    return out
+  for k, v in items:
+    out.update(flatten_metrics(v, f"{prefix}/{k}" if prefix else str(k)))
+  return out
+
+
+def _short(metrics: dict[str, float]) -> dict[str, str]:
+  keep = {}
+  for k, v in metrics.items():
+    name = k.split("/")[-1]
+    if name in ("loss", "accuracy") or k.startswith("eval/"):
+      keep[k.replace("client_work/train/", "train_").replace("eval/", "eval_")] = f"{v:.4f}"
+  return keep
+
+
+class _Logs:
+  """The metrics JSON-lines file, and TensorBoard when it is installed."""
+
+  def __init__(self, output_dir: pathlib.Path | None, start_round: int, tensorboard: bool):
+    self.path = None if output_dir is None else output_dir / METRICS
+    self.writer = None
+    if self.path is not None:
+      kept = []
+      if start_round > 0 and self.path.exists():  # resumed: drop rounds after the checkpoint
+        kept = [l for l in self.path.read_text().splitlines()
+                if l.strip() and json.loads(l)["round"] < start_round]
+      self.path.write_text("".join(l + "\n" for l in kept))
+      if tensorboard:
+        try:
+          from tensorboardX import SummaryWriter
+          self.writer = SummaryWriter(str(output_dir / "tensorboard"))
+        except ImportError:
+          self.writer = None
+
+  def write(self, record: dict) -> None:
+    if self.path is not None:
+      with open(self.path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if self.writer is not None:
+      for k, v in record.items():
+        if k != "round":
+          self.writer.add_scalar(k, v, record["round"])
+
+  def history(self) -> list[dict]:
+    if self.path is None or not self.path.exists():
+      return []
+    return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+
+  def close(self):
+    if self.writer is not None:
+      self.writer.close()
+
+
+def plot_curves(history: list[dict], path: pathlib.Path) -> pathlib.Path | None:
+  """A PNG with the training and evaluation loss and accuracy per round.
+
+  Returns None (and draws nothing) when matplotlib is not installed.
+  """
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:
+    return None
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for ax, name in zip(axes, ("loss", "accuracy")):
+    for key in sorted({k for h in history for k in h if k.split("/")[-1] == name}):
+      points = [(h["round"], h[key]) for h in history if key in h]
+      ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=key)
+    ax.set_xlabel("round")
+    ax.set_title(name)
+    if ax.lines:
+      ax.legend(fontsize=8)
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.part")
+  fig.savefig(tmp, format="png", dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
+
+
+def run_training(process: Any, client_data: ClientData, rounds: int, clients_per_round: int,
+                 evaluation: Callable[[Any], Mapping[str, Any]] | None = None,
+                 seed: int = 0, output_dir: str | os.PathLike | None = None,
+                 checkpoint_every: int = 0, resume: bool = False, eval_every: int = 1,
+                 min_examples: int = 1, progress: bool = True, tensorboard: bool = True,
+                 plot: bool = True, print_fn: Callable[[str], None] | None = None
+                 ) -> TrainingResult:
+  """Trains a learning process on sampled clients, round after round.
+
+  Each round draws `clients_per_round` clients uniformly without replacement
+  (deterministic for `seed` and the round number), runs `process.next` on
+  their datasets, and every `eval_every` rounds calls `evaluation(model
+  weights)`. Metrics go to `output_dir/metrics.jsonl` (one JSON object per
+  round), to TensorBoard when `tensorboardX` is installed, and to a plot,
+  `output_dir/curves.png`. With `checkpoint_every=k` the state is saved
+  every k rounds; `resume=True` continues from the checkpoint in
+  `output_dir` and ends with the same weights as an uninterrupted run.
+
+  Args:
+    process: a `LearningProcess` (from `fedjit.learning.algorithms`).
+    client_data: the training clients, already preprocessed (batched).
+    rounds: the total number of rounds (including rounds already done when
+      resuming).
+    clients_per_round: clients sampled each round.
+    evaluation: `fn(model_weights) -> {name: value}`, e.g. from
+      `build_central_evaluation`.
+    seed: the sampling seed.
+    output_dir: where metrics, plot and checkpoints go (None: nowhere).
+    checkpoint_every: save a checkpoint every this many rounds (0: never;
+      the final state is always saved when `output_dir` is given).
+    resume: continue from `output_dir`'s checkpoint if there is one.
+    eval_every: evaluate every this many rounds (and after the last).
+    min_examples: clients with fewer examples are never sampled.
+    progress: show a progress bar.
+    tensorboard: also log to TensorBoard when `tensorboardX` is installed.
+    plot: write the PNG plot at the end.
+    print_fn: called with one line per round (e.g. `print`), or None.
+
+  Returns:
+    `TrainingResult(state, history, output_dir)`.
+
+  Example:
+    >>> result = fedjit.simulation.run_training(
+    ...     trainer, train.preprocess(lambda ds: ds.batch(20)), rounds=50,
+    ...     clients_per_round=10, evaluation=build_central_evaluation(model, test_batches),
+    ...     output_dir="runs/fedavg", checkpoint_every=10)
+  """
+  from fedjit.learning import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+
+  if rounds < 1:
+    raise ValueError(f"rounds must be >= 1, got {rounds}.")
+  out = None if output_dir is None else pathlib.Path(output_dir)
+  if out is not None:
+    out.mkdir(parents=True, exist_ok=True)
+  ids = client_data.client_ids
+  if min_examples > 1:
+    ids = [c for c in ids if client_data.create_dataset_for_client(c).num_examples >= min_examples]
+  elif min_examples == 1:
+    ids = [c for c in ids if len(client_data.create_dataset_for_client(c)) > 0]
+  if not ids:
+    raise ValueError(f"No client has at least {min_examples} example(s).")
+  if clients_per_round > len(ids):
+    raise ValueError(f"clients_per_round={clients_per_round} but only {len(ids)} clients "
+                     f"have at least {min_examples} example(s).")
+
+  state = process.initialize()
+  start = 0
+  if resume:
+    if out is None:
+      raise ValueError("resume=True needs output_dir, where the checkpoint is.")
+    ckpt = out / CHECKPOINT
+    if ckpt.exists():
+      meta = read_checkpoint_metadata(ckpt)
+      if meta.get("seed") != seed:
+        raise ValueError(f"The checkpoint {ckpt} was written with seed {meta.get('seed')}, "
+                         f"but this run uses seed {seed}; resuming would sample different "
+                         f"clients. Use the same seed, or another output_dir.")
+      state = load_checkpoint(ckpt, state)
+      start = int(meta["round"]) + 1
+  logs = _Logs(out, start, tensorboard)
+
+  bar = None
+  if progress and start < rounds:
+    try:
+      from tqdm.auto import tqdm
+      bar = tqdm(total=rounds, initial=start, unit="round", desc="fedjit")
+    except ImportError:
+      bar = None
+  try:
+    for r in range(start, rounds):
+      t0 = time.perf_counter()
+      chosen = sample_clients(ids, clients_per_round, r, seed)
+      data = [client_data.create_dataset_for_client(c) for c in chosen]
+      result = process.next(state, data)
+      state = result.state
+      record = {"round": r}
+      record.update(flatten_metrics(result.metrics))
+      if evaluation is not None and ((r + 1) % eval_every == 0 or r == rounds - 1):
+        weights = process.get_model_weights(state)
+        record.update({f"eval/{k}": v for k, v in flatten_metrics(dict(evaluation(weights))).items()})
+      record["seconds"] = time.perf_counter() - t0
+      logs.write(record)
+      if out is not None and ((checkpoint_every and (r + 1) % checkpoint_every == 0)
+                              or r == rounds - 1):
+        save_checkpoint(out / CHECKPOINT, state, metadata={"round": r, "seed": seed})
+      short = _short(record)
+      if bar is not None:
+        bar.set_postfix(short, refresh=False)
+        bar.update(1)
+      if print_fn is not None:
+        print_fn(f"round {r + 1:4d}/{rounds}: " + ", ".join(f"{k} {v}" for k, v in short.items())
+                 + f" ({record['seconds']:.2f}s)")
+  finally:
+    if bar is not None:
+      bar.close()
+    logs.close()
+  history = logs.history() if out is not None else []
+  if out is not None and plot and history:
+    plot_curves(history, out / PLOT)
+  return TrainingResult(state, history, out)
+
+
+def build_central_evaluation(model: Any, dataset: Any) -> Callable[[Any], dict]:
+  """An evaluation function for `run_training`: the model's metrics on one
+  centralized dataset (a list of batches or a batched `Dataset`).
+
+  Example:
+    >>> evaluation = build_central_evaluation(model, test.create_dataset_from_all_clients().batch(100))
+  """
+  from fedjit.learning import evaluate
+  batches = list(dataset.as_elements()) if hasattr(dataset, "as_elements") else list(dataset)
+
+  def evaluation(weights):
+    return evaluate(model, weights, batches)
+  return evaluation
