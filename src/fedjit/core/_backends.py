@@ -32,6 +32,7 @@ from fedjit.core import _values
 from fedjit.core._computations import (Computation, FederatedComputation,
                                        JaxComputation, executing)
 from fedjit.core._errors import ClientComputationError, FederatedTypeError
+from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import Ops, evaluate, select_field
 from fedjit.core._ir import Node
 from fedjit.core._placements import CLIENTS, SERVER
@@ -320,6 +321,74 @@ class VectorizedOps(Ops):
       out = jax.lax.map(one, mapped, batch_size=batch)
     return Clients(out, _flags(out, True))
 
+  def fused_map_reduce(self, node, v):
+    """federated_map + aggregations of its results, as one loop over clients
+    carrying running sums (see `_fusion.py`)."""
+    fn = node.attrs["fn"]
+    result_type = fn.type_signature.result
+    reductions = node.attrs["reductions"]
+
+    def contributions(out):
+      parts = []
+      for kind, vpath, wpath in reductions:
+        value = _at(result_type, out, vpath)
+        if kind == "federated_sum":
+          parts.append(value)
+        else:
+          w = jnp.float32(1.0) if wpath is None else _at(result_type, out, wpath).astype(
+              jnp.float32)
+          parts.append((jax.tree_util.tree_map(lambda x: w * x.astype(jnp.float32), value), w))
+      return parts
+
+    def add(a, b):
+      return jax.tree_util.tree_map(jnp.add, a, b)
+
+    leaves, treedef = jax.tree_util.tree_flatten(v.value)
+    flags = jax.tree_util.tree_leaves(v.mapped)
+    mapped = [l for l, f in zip(leaves, flags) if f]
+
+    def one(xs):
+      it = iter(xs)
+      full = [next(it) if f else l for l, f in zip(leaves, flags)]
+      return contributions(fn.invoke(jax.tree_util.tree_unflatten(treedef, full)))
+
+    if not mapped:
+      n = _need_clients(self.n, "federated_map")
+      totals = jax.tree_util.tree_map(lambda x: x * n, one([]))
+    else:
+      num = jnp.shape(mapped[0])[0]
+      chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
+      chunk = min(chunk, num)
+      whole = num // chunk * chunk
+      zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+          one, [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in mapped]))
+      if chunk == 1:
+        totals, _ = jax.lax.scan(lambda c, xs: (add(c, one(xs)), None), zero, mapped)
+      else:
+        def block(c, xs):
+          parts = jax.vmap(one)(xs)
+          return add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
+        blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
+        totals, _ = jax.lax.scan(block, zero, blocks)
+        if whole < num:  # the clients left over after whole chunks
+          rest = jax.vmap(one)([x[whole:] for x in mapped])
+          totals = add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
+
+    member = jax.tree_util.tree_unflatten(treedef, [
+        jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
+        for l, f in zip(leaves, flags)])
+    out_shape = jax.eval_shape(fn.invoke, member)
+    results = []
+    for (kind, vpath, _), total in zip(reductions, totals):
+      dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
+      if kind == "federated_sum":
+        results.append(jax.tree_util.tree_map(lambda t, d: t.astype(d), total, dtypes))
+      else:
+        weighted, weight = total
+        results.append(jax.tree_util.tree_map(lambda t, d: (t / weight).astype(d),
+                                              weighted, dtypes))
+    return build_container(node.type, results)
+
   def federated_mean(self, node, v, w=None):
     if w is None:
       def leaf(x, f):
@@ -361,6 +430,14 @@ class VectorizedOps(Ops):
       return like(acc_fn.invoke((acc, xi)), acc, "federated_aggregate's accumulate"), None
     acc, _ = jax.lax.scan(body, zero, x)
     return node.attrs["report"].invoke(acc)
+
+
+def _at(t: Type, value, path):
+  """The part of `value` (of type `t`) at a path of field indices."""
+  for i in path:
+    value = select_field(t, value, i)
+    t = t.types()[i]
+  return value
 
 
 def _wrap(t: Type, rep):
@@ -422,6 +499,12 @@ class VectorizedBackend(Backend):
   def _key(self):
     return ("vectorized", self.client_map, self.chunk_size)
 
+  def resolved_client_map(self) -> str:
+    """"map" or "vmap": what "auto" means on this platform."""
+    if self.client_map != "auto":
+      return self.client_map
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
   def trace(self, comp: Computation, reps: list):
     """Runs `comp` on vectorized representations (inside or outside jit)."""
     types = _param_types(comp)
@@ -429,7 +512,10 @@ class VectorizedBackend(Backend):
       if isinstance(comp, FederatedComputation):
         n = _num_clients(types, reps, _leading)
         ops = VectorizedOps(n, self.client_map, self.chunk_size)
-        out = evaluate(comp.graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
+        graph = comp.graph
+        if self.resolved_client_map() == "map":
+          graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
+        out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
         return _unwrap(ops, comp.type_signature.result, out)
       return comp.fn(*reps)
 
