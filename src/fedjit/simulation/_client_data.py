@@ -79,7 +79,7 @@ class ClientData:
     (see `fedjit.simulation.partitioners`).
 
     Example:
-      >>> parts = partitioners.dirichlet(labels, num_clients=10, alpha=0.5, seed=0)
+      >>> parts = partitioners.dirichlet(labels, num_partitions=10, alpha=0.5, seed=0)
       >>> data = ClientData.from_partition({"x": x, "y": labels}, parts)
     """
     arrays = jax.tree_util.tree_map(np.asarray, arrays)
