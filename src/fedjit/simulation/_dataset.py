@@ -45,6 +45,13 @@ def _spec_of(element: Any, batched: bool, fixed: int | None) -> Type:
   return to_type(jax.tree_util.tree_map(leaf, element))
 
 
+def _columns_spec(columns: Any) -> Type:
+  """The type of one example of stacked columns, from the columns' dtypes and
+  shapes (not from one example's values)."""
+  return to_type(jax.tree_util.tree_map(
+      lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), columns))
+
+
 class Dataset:
   """An immutable sequence of examples (or batches) held as NumPy arrays.
 
@@ -84,10 +91,8 @@ class Dataset:
       TensorType...
     """
     columns = jax.tree_util.tree_map(np.asarray, arrays)
-    n = _leading(columns)
-    spec = _spec_of(_take_rows(columns, 0), False, None) if n else to_type(
-        jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), columns))
-    return cls(columns=columns, spec=spec)
+    _leading(columns)
+    return cls(columns=columns, spec=_columns_spec(columns))
 
   @classmethod
   def from_batches(cls, batches: list) -> "Dataset":
@@ -163,7 +168,7 @@ class Dataset:
     except Exception:  # not vectorizable: one example at a time
       rows = [fn(e) for e in self.as_elements()]
       out = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *rows)
-    return Dataset(columns=out, spec=_spec_of(_take_rows(out, 0), False, None))
+    return Dataset(columns=out, spec=_columns_spec(out))
 
   def batch(self, batch_size: int, drop_remainder: bool = False) -> "Dataset":
     """Groups consecutive examples into batches of `batch_size`.

@@ -58,7 +58,7 @@ def _short(metrics: dict[str, float]) -> dict[str, str]:
   keep = {}
   for k, v in metrics.items():
     name = k.split("/")[-1]
-    if name in ("loss", "accuracy") or k.startswith("eval/"):
+    if name in ("loss", "accuracy"):
       keep[k.replace("client_work/train/", "train_").replace("eval/", "eval_")] = f"{v:.4f}"
   return keep
 

@@ -82,6 +82,9 @@ def atomic_path(final: pathlib.Path) -> Iterator[pathlib.Path]:
   fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
   os.close(fd)
   tmp = pathlib.Path(name)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; cache files follow the umask
   try:
     yield tmp
     os.replace(tmp, final)
