@@ -29,6 +29,12 @@ def as_model(model: Any) -> FunctionalModel:
   """A `FunctionalModel`, or a function with no arguments returning one."""
   if isinstance(model, FunctionalModel):
     return model
+  if hasattr(model, "stateless_call"):
+    raise TypeError(
+        f"Expected a fedjit model, got the Keras model {getattr(model, 'name', '')!r} "
+        f"({type(model).__name__}). "
+        f"Wrap it first: fedjit.learning.models.from_keras_model(keras_model, loss=..., "
+        f"input_spec=..., metrics=[...]).")
   if callable(model):
     made = model()
     if isinstance(made, FunctionalModel):

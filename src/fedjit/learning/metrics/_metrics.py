@@ -97,13 +97,19 @@ class KerasMetric(Metric):
           f"Keras metric {metric.name!r} has no variables yet; fedjit needs metrics "
           f"whose state exists when constructed (e.g. keras.metrics.Mean).")
     self._initial = [np.asarray(v.value) for v in metric.variables]
+    # Mean-type wrappers take (y_true, y_pred); plain reducers such as
+    # keras.metrics.Mean take one array of values: they get the predictions.
+    import inspect
+    params = inspect.signature(metric.update_state).parameters
+    self._takes_labels = "y_true" in params
 
   def init(self):
     return [jnp.asarray(v) for v in self._initial]
 
   def update(self, state, y_true, y_pred, mask):
+    args = (y_true, y_pred) if self._takes_labels else (y_pred,)
     return list(self.metric.stateless_update_state(
-        state, y_true, y_pred, sample_weight=mask.astype(jnp.float32)))
+        state, *args, sample_weight=mask.astype(jnp.float32)))
 
   def finalize(self, state):
     return self.metric.stateless_result(state)

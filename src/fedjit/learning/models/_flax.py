@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights
@@ -46,6 +47,8 @@ def from_flax_model(module: Any, loss_fn: Any, input_spec: Any,
     return state
 
   def apply_fn(weights, x, training):
+    # JAX arrays: NNX layers update their state (batch statistics) by assignment.
+    weights = jax.tree_util.tree_map(jnp.asarray, weights)
     model = nnx.merge(graphdef, _restore(params_template, weights.trainable),
                       _restore(rest_template, weights.non_trainable))
     if hasattr(model, "train"):

@@ -82,9 +82,12 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
 
   Each client runs `optimizer` over its batches once (repeat the data for
   more epochs), minimizing the model's loss plus, for FedProx,
-  `proximal_strength / 2 · ‖w - w_server‖²`. Padded examples are masked out,
-  so a client's result equals training it alone. Training metrics are summed
-  over clients and finalized at the server under `train`.
+  `proximal_strength / 2 · ‖w - w_server‖²`. Padded examples are masked out
+  of the loss and metrics, so a client's result equals training it alone —
+  except for layers that compute batch statistics (batch normalization),
+  which see the padded rows of a smaller last batch on the vectorized
+  backend: batch such models with `drop_remainder=True`. Training metrics
+  are summed over clients and finalized at the server under `train`.
 
   Args:
     model: a `FunctionalModel`.
