@@ -509,8 +509,11 @@ def _from_keras(opt: Any) -> Optimizer:
   elif kind == "Adam":
     if take("amsgrad", False):
       raise unsupported("amsgrad=True", _KERAS_HINTS["amsgrad"])
-    result = build_adam(lr, float(take("beta_1", 0.9)), float(take("beta_2", 0.999)),
-                        float(take("epsilon", 1e-7)))
+    b1, b2 = float(take("beta_1", 0.9)), float(take("beta_2", 0.999))
+    eps = float(take("epsilon", 1e-7))
+    _check_range("beta_1", b1, 0.0, 1.0)
+    _check_range("beta_2", b2, 0.0, 1.0)
+    result = Optimizer(lambda r: _keras_adam(r, b1, b2, eps), lr, "adam")
   elif kind == "Adagrad":
     result = build_adagrad(lr, float(take("initial_accumulator_value", 0.1)),
                            float(take("epsilon", 1e-7)))
@@ -527,6 +530,37 @@ def _from_keras(opt: Any) -> Optimizer:
     if value not in (None, False, 0):
       raise unsupported(f"{key}={value!r}")
   return result
+
+
+class _KerasAdamState(NamedTuple):
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def _keras_adam(learning_rate: Any, b1: float, b2: float, eps: float
+                ) -> optax.GradientTransformation:
+  """Keras's Adam, operation for operation: with `α = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`,
+  `m += (g - m)(1-β₁)`, `v += (g² - v)(1-β₂)`, update `-(m·α) / (√v + ε)`.
+
+  Keras adds ε to the uncorrected `√v` (optax adds it after bias correction),
+  which matters while `√v` is near ε.
+  """
+  def init(params):
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return _KerasAdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+  def update(grads, state, params=None):
+    del params
+    mu = jax.tree_util.tree_map(lambda m, g: m + (g - m) * (1 - b1), state.mu, grads)
+    nu = jax.tree_util.tree_map(lambda v, g: v + (jnp.square(g) - v) * (1 - b2), state.nu, grads)
+    t = (state.count + 1).astype(jnp.float32)
+    alpha = learning_rate * jnp.sqrt(1 - jnp.power(jnp.float32(b2), t)) / (
+        1 - jnp.power(jnp.float32(b1), t))
+    out = jax.tree_util.tree_map(lambda m, v: -(m * alpha) / (jnp.sqrt(v) + eps), mu, nu)
+    return out, _KerasAdamState(state.count + 1, mu, nu)
+
+  return optax.GradientTransformation(init, update)
 
 
 # ---------------------------------------------------------------------------
