@@ -160,14 +160,21 @@ class PaddedSequence(Sequence):
     return mask.any() if self.batched else mask > 0
 
   def reduce(self, initial, step_fn, *, with_mask: bool = False):
-    def body(carry, xs):
-      element, mask = xs
+    initial = jax.tree_util.tree_map(jnp.asarray, initial)
+
+    def step(carry, element, mask):
       if with_mask:
         new = step_fn(carry, element, mask.astype(jnp.float32))
       else:
         new = step_fn(carry, element)
-      new = like(new, carry, "reduce's step")
-      return _select(self._valid(mask), new, carry), None
+      return like(new, carry, "reduce's step")
+
+    def body(carry, xs):
+      element, mask = xs
+      # Padding elements leave the carry as it is. `cond` skips their work when
+      # clients run one after another; under vmap it becomes a select.
+      return jax.lax.cond(self._valid(mask), step, lambda c, e, m: c,
+                          carry, element, mask), None
 
     carry, _ = jax.lax.scan(body, initial, (self.data, self.mask))
     return carry
