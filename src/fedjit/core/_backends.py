@@ -240,6 +240,34 @@ class Clients:
     self.mapped = mapped
 
 
+class BucketedClients:
+  """A CLIENTS value whose clients are split into size buckets (see
+  `_values.BucketedSequence`): `parts[k]` holds the clients at cohort
+  positions `positions[k]`; entries with `valid[k] == 0` are filler."""
+
+  __slots__ = ("parts", "positions", "valid", "n")
+
+  def __init__(self, parts, positions, valid, n):
+    self.parts = parts
+    self.positions = positions
+    self.valid = valid
+    self.n = n
+
+
+def _scatter(parts: list, positions: list, n: int):
+  """Stacked per-bucket values -> one value with the cohort's client order.
+
+  Leaves are padded to a common shape first (buckets differ in length)."""
+  def leaf(*xs):
+    shape = tuple(max(s) for s in zip(*[jnp.shape(x)[1:] for x in xs]))
+    out = jnp.zeros((n,) + shape, xs[0].dtype)
+    for x, pos in zip(xs, positions):
+      x = jnp.pad(x, [(0, 0)] + [(0, t - h) for t, h in zip(shape, jnp.shape(x)[1:])])
+      out = out.at[pos].set(x, mode="drop")
+    return out
+  return jax.tree_util.tree_map(leaf, *parts)
+
+
 def _flags(value, flag: bool):
   return jax.tree_util.tree_map(lambda _: flag, value)
 
@@ -252,7 +280,16 @@ class VectorizedOps(Ops):
     self.client_map = client_map
     self.chunk_size = chunk_size
 
-  def _materialize(self, c: Clients, what: str):
+  def _plain(self, c):
+    """A BucketedClients value as one Clients value (clients in cohort order)."""
+    if not isinstance(c, BucketedClients):
+      return c
+    stacked = [self._materialize(p, "bucketed clients") for p in c.parts]
+    value = _scatter(stacked, c.positions, c.n)
+    return Clients(value, _flags(value, True))
+
+  def _materialize(self, c, what: str):
+    c = self._plain(c)
     n = None
 
     def leaf(x, f):
@@ -274,6 +311,10 @@ class VectorizedOps(Ops):
     if isinstance(source_type, FederatedType):
       st = source_type.member
       if source_type.placement == CLIENTS:
+        if isinstance(value, BucketedClients):
+          return BucketedClients([Clients(select_field(st, p.value, index),
+                                          select_field(st, p.mapped, index))
+                                  for p in value.parts], value.positions, value.valid, value.n)
         return Clients(select_field(st, value.value, index),
                        select_field(st, value.mapped, index))
       return select_field(st, value, index)
@@ -292,13 +333,38 @@ class VectorizedOps(Ops):
     fields = struct_fields(st, v)
     if node.type.placement == SERVER:
       return v
+    bucketed = [c for c in fields if isinstance(c, BucketedClients)]
+    if bucketed:
+      ref = bucketed[0]
+      fields = [c if not isinstance(c, BucketedClients) or c.positions is ref.positions
+                else self._plain(c) for c in fields]
+      parts = []
+      for k, pos in enumerate(ref.positions):
+        here = [c.parts[k] if isinstance(c, BucketedClients) else self._gather(c, pos)
+                for c in fields]
+        parts.append(Clients(build_container(st, [c.value for c in here]),
+                             build_container(st, [c.mapped for c in here])))
+      return BucketedClients(parts, ref.positions, ref.valid, ref.n)
     return Clients(build_container(st, [c.value for c in fields]),
                    build_container(st, [c.mapped for c in fields]))
+
+  def _gather(self, c: Clients, positions) -> Clients:
+    """The clients of `c` at `positions` (filler positions clip to the last)."""
+    index = jnp.minimum(positions, self.n - 1)
+    return Clients(jax.tree_util.tree_map(lambda x, m: x[index] if m else x, c.value, c.mapped),
+                   c.mapped)
 
   def federated_map(self, node, v):
     fn = node.attrs["fn"]
     if node.type.placement == SERVER:
       return fn.invoke(v)
+    if isinstance(v, BucketedClients):
+      outs = [self._materialize(self._map_clients(fn, p), "federated_map") for p in v.parts]
+      out = _scatter(outs, v.positions, v.n)
+      return Clients(out, _flags(out, True))
+    return self._map_clients(fn, v)
+
+  def _map_clients(self, fn, v: Clients) -> Clients:
     leaves, treedef = jax.tree_util.tree_flatten(v.value)
     flags = jax.tree_util.tree_leaves(v.mapped)
     if not any(flags):
@@ -343,37 +409,15 @@ class VectorizedOps(Ops):
     def add(a, b):
       return jax.tree_util.tree_map(jnp.add, a, b)
 
-    leaves, treedef = jax.tree_util.tree_flatten(v.value)
-    flags = jax.tree_util.tree_leaves(v.mapped)
-    mapped = [l for l, f in zip(leaves, flags) if f]
+    parts = v.parts if isinstance(v, BucketedClients) else [v]
+    valids = v.valid if isinstance(v, BucketedClients) else [None]
+    totals = None
+    for part, valid in zip(parts, valids):
+      part_totals = self._fused_totals(fn, part, contributions, valid)
+      totals = part_totals if totals is None else add(totals, part_totals)
 
-    def one(xs):
-      it = iter(xs)
-      full = [next(it) if f else l for l, f in zip(leaves, flags)]
-      return contributions(fn.invoke(jax.tree_util.tree_unflatten(treedef, full)))
-
-    if not mapped:
-      n = _need_clients(self.n, "federated_map")
-      totals = jax.tree_util.tree_map(lambda x: x * n, one([]))
-    else:
-      num = jnp.shape(mapped[0])[0]
-      chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
-      chunk = min(chunk, num)
-      whole = num // chunk * chunk
-      zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
-          one, [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in mapped]))
-      if chunk == 1:
-        totals, _ = jax.lax.scan(lambda c, xs: (add(c, one(xs)), None), zero, mapped)
-      else:
-        def block(c, xs):
-          parts = jax.vmap(one)(xs)
-          return add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
-        blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
-        totals, _ = jax.lax.scan(block, zero, blocks)
-        if whole < num:  # the clients left over after whole chunks
-          rest = jax.vmap(one)([x[whole:] for x in mapped])
-          totals = add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
-
+    leaves, treedef = jax.tree_util.tree_flatten(parts[0].value)
+    flags = jax.tree_util.tree_leaves(parts[0].mapped)
     member = jax.tree_util.tree_unflatten(treedef, [
         jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
         for l, f in zip(leaves, flags)])
@@ -389,7 +433,54 @@ class VectorizedOps(Ops):
                                               weighted, dtypes))
     return build_container(node.type, results)
 
+  def _fused_totals(self, fn, v: Clients, contributions, valid):
+    """Σ over the clients of `v` of contributions(fn(client)); clients with
+    `valid == 0` (bucket filler) contribute nothing."""
+    def add(a, b):
+      return jax.tree_util.tree_map(jnp.add, a, b)
+
+    leaves, treedef = jax.tree_util.tree_flatten(v.value)
+    flags = jax.tree_util.tree_leaves(v.mapped)
+    mapped = [l for l, f in zip(leaves, flags) if f]
+    if valid is not None:
+      mapped = mapped + [valid]
+
+    def one(xs):
+      ok = None
+      if valid is not None:
+        xs, ok = xs[:-1], xs[-1]
+      it = iter(xs)
+      full = [next(it) if f else l for l, f in zip(leaves, flags)]
+      parts = contributions(fn.invoke(jax.tree_util.tree_unflatten(treedef, full)))
+      if ok is not None:
+        parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)), parts)
+      return parts
+
+    if not mapped:
+      n = _need_clients(self.n, "federated_map")
+      return jax.tree_util.tree_map(lambda x: x * n, one([]))
+    num = jnp.shape(mapped[0])[0]
+    chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
+    chunk = min(chunk, num)
+    whole = num // chunk * chunk
+    zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+        one, [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in mapped]))
+    if chunk == 1:
+      totals, _ = jax.lax.scan(lambda c, xs: (add(c, one(xs)), None), zero, mapped)
+      return totals
+
+    def block(c, xs):
+      parts = jax.vmap(one)(xs)
+      return add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
+    blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
+    totals, _ = jax.lax.scan(block, zero, blocks)
+    if whole < num:  # the clients left over after whole chunks
+      rest = jax.vmap(one)([x[whole:] for x in mapped])
+      totals = add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
+    return totals
+
   def federated_mean(self, node, v, w=None):
+    v = self._plain(v)
     if w is None:
       def leaf(x, f):
         return jnp.mean(x, axis=0).astype(x.dtype) if f else x
@@ -404,6 +495,8 @@ class VectorizedOps(Ops):
     return jax.tree_util.tree_map(wleaf, v.value, v.mapped)
 
   def federated_sum(self, node, v):
+    v = self._plain(v)
+
     def leaf(x, f):
       if f:
         return jnp.sum(x, axis=0).astype(x.dtype)
@@ -443,6 +536,9 @@ def _at(t: Type, value, path):
 def _wrap(t: Type, rep):
   if isinstance(t, FederatedType):
     if t.placement == CLIENTS:
+      if isinstance(rep, _values.BucketedSequence):
+        return BucketedClients([Clients(p, _flags(p, True)) for p in rep.parts],
+                               rep.positions, rep.valid, rep.num_clients)
       return Clients(rep, _flags(rep, not t.all_equal))
     return rep
   if isinstance(t, StructType) and _values._has_federated(t):
@@ -463,6 +559,8 @@ def _unwrap(ops: VectorizedOps, t: Type, val):
 
 
 def _leading(rep) -> int:
+  if isinstance(rep, _values.BucketedSequence):
+    return rep.num_clients
   leaves = jax.tree_util.tree_leaves(rep)
   return int(jnp.shape(leaves[0])[0])
 
@@ -608,9 +706,8 @@ def to_jax(comp: Computation):
   """A computation as a plain JAX function (vectorized backend), to
   differentiate, jit or vmap like any other.
 
-  Arguments are given as for a Python call, but may be JAX tracers (sequences
-  must be concrete data). Results stay JAX arrays; a `{T}@CLIENTS` result has
-  a leading client axis.
+  Arguments are given as for a Python call, but may be JAX tracers. Results
+  stay JAX arrays; a `{T}@CLIENTS` result has a leading client axis.
 
   Example:
     >>> f = fedjit.to_jax(next_fn)

@@ -240,7 +240,8 @@ def bucket_size(n: int) -> int:
     scale *= 2
 
 
-def pad_sequences(element_type: Type, clients: list[list], xp=np) -> PaddedSequence:
+def pad_sequences(element_type: Type, clients: list[list], xp=np,
+                  num_elements: int | None = None) -> PaddedSequence:
   """Pads each client's list of (normalized) elements into one PaddedSequence.
 
   The result has a leading client axis: data leaves `[C, N, ...]` and mask
@@ -250,7 +251,10 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np) -> PaddedSeque
   batched = is_batched(element_type)
   leaf_types = _leaf_types(element_type)
   num_clients = len(clients)
-  n = bucket_size(max([len(c) for c in clients] + [1]))
+  longest = max([len(c) for c in clients] + [1])
+  n = bucket_size(longest) if num_elements is None else num_elements
+  if n < longest:
+    raise ValueError(f"num_elements={n} is less than the longest sequence ({longest}).")
   flat = [[jax.tree_util.tree_leaves(e) for e in c] for c in clients]
   # Largest size of every dimension of every leaf across all elements.
   sizes = []
@@ -283,6 +287,79 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np) -> PaddedSeque
         mask[ci, ei] = 1.0
   treedef = jax.tree_util.tree_structure(_example_tree(element_type))
   return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), mask, element_type)
+
+
+@jax.tree_util.register_pytree_node_class
+class BucketedSequence:
+  """Client datasets of very different lengths, grouped into size buckets.
+
+  `parts[k]` is a PaddedSequence (leading client axis) holding the clients
+  whose positions in the cohort are `positions[k]`; clients added to round a
+  bucket's client count up to a bucket size have position `num_clients` (out
+  of range) and `valid` 0. Each bucket is padded only to its own length, so
+  a few large clients do not make every client as large.
+  """
+
+  def __init__(self, parts, positions, valid, num_clients: int, element_type: Type):
+    self.parts = list(parts)
+    self.positions = list(positions)
+    self.valid = list(valid)
+    self.num_clients = num_clients
+    self.element_type = element_type
+
+  def tree_flatten(self):
+    return (self.parts, self.positions, self.valid), (self.num_clients, self.element_type)
+
+  @classmethod
+  def tree_unflatten(cls, aux, children):
+    return cls(children[0], children[1], children[2], aux[0], aux[1])
+
+
+def _pow2(n: int) -> int:
+  return 1 << max(int(n) - 1, 0).bit_length()
+
+
+MIN_BUCKETED_COHORT = 64
+
+
+def pad_clients(element_type: Type, clients: list[list]):
+  """Pads a cohort's datasets for the vectorized backend.
+
+  * Clients of equal length: one PaddedSequence, exactly that long.
+  * Otherwise lengths are rounded up to powers of two (few distinct shapes,
+    so few compilations; padded steps are skipped, not computed). Cohorts
+    of at least 64 clients are split into one bucket per rounded length —
+    buckets with few clients join the next longer one — so a few large
+    clients do not make every client as large: a BucketedSequence.
+  """
+  lengths = [len(c) for c in clients]
+  if len(set(lengths)) == 1:
+    return pad_sequences(element_type, clients, num_elements=max(lengths[0], 1))
+  rounded = [_pow2(max(n, 1)) for n in lengths]
+  groups: dict[int, list[int]] = {}
+  for i, n in enumerate(rounded):
+    groups.setdefault(n, []).append(i)
+  if len(clients) >= MIN_BUCKETED_COHORT:
+    small = max(8, len(clients) // 16)
+    keys = sorted(groups)
+    for a, b in zip(keys, keys[1:]):
+      if len(groups[a]) < small:
+        groups[b] = groups.pop(a) + groups[b]
+  if len(clients) < MIN_BUCKETED_COHORT or len(groups) == 1:
+    return pad_sequences(element_type, clients, num_elements=max(rounded))
+  parts, positions, valid = [], [], []
+  for n in sorted(groups):
+    members = sorted(groups[n])
+    count = bucket_size(len(members))
+    padded = [clients[i] for i in members] + [[] for _ in range(count - len(members))]
+    parts.append(pad_sequences(element_type, padded, num_elements=n))
+    pos = np.full(count, len(clients), np.int32)
+    pos[:len(members)] = members
+    positions.append(pos)
+    flags = np.zeros(count, np.float32)
+    flags[:len(members)] = 1.0
+    valid.append(flags)
+  return BucketedSequence(parts, positions, valid, len(clients), element_type)
 
 
 def _contiguous(client: list, sizes: list) -> bool:
@@ -374,6 +451,8 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
     if not is_list:
       return _vec_member(t.member, members, xp)
     if isinstance(t.member, SequenceType):
+      if xp is np:
+        return pad_clients(t.member.element, members)
       return pad_sequences(t.member.element, members, xp)
     return _stack(members, xp)
   if isinstance(t, StructType) and _has_federated(t):

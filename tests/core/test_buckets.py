@@ -1,0 +1,93 @@
+"""Clients of very different sizes are padded in size buckets."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import fedjit
+from fedjit import learning
+from fedjit.core import _values
+
+
+def _model():
+  return learning.models.from_functions(
+      lambda k: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)},
+      lambda p, x: x @ p["w"] + p["b"],
+      lambda y, logits: optax.softmax_cross_entropy_with_integer_labels(logits, y),
+      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
+
+
+def _clients(sizes, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for n in sizes:
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    out.append([(x[i:i + 2], y[i:i + 2]) for i in range(0, n, 2)])
+  return out
+
+
+def test_power_law_cohort_is_bucketed_with_small_padding():
+  sizes = [1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 10
+  padded = _values.pad_clients(
+      fedjit.TensorType(np.float32, [None, 3]),
+      [[np.zeros((2, 3), np.float32)] * ((n + 1) // 2) for n in sizes])
+  assert isinstance(padded, _values.BucketedSequence)
+  batches = sum(p.mask.shape[0] * p.mask.shape[1] for p in padded.parts)
+  real = sum((n + 1) // 2 for n in sizes)
+  assert batches < 2 * real  # one padded array would hold 100 * 32 = 3200 batches
+  positions = sorted(int(i) for pos, ok in zip(padded.positions, padded.valid)
+                     for i, v in zip(pos, ok) if v)
+  assert positions == list(range(len(sizes)))
+
+
+@pytest.mark.parametrize("options", [dict(client_map="map"), dict(client_map="map", chunk_size=2),
+                                     dict(client_map="vmap")])
+def test_bucketed_fed_avg_equals_reference(options):
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
+  data = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7)
+  assert isinstance(_values.pad_clients(trainer.next.type_signature.parameter[1].member.element,
+                                        data), _values.BucketedSequence)
+  with fedjit.backend("reference"):
+    ref = trainer.next(trainer.initialize(), data)
+  with fedjit.backend("vectorized", **options):
+    got = trainer.next(trainer.initialize(), data)
+  for k in ("w", "b"):
+    np.testing.assert_allclose(got.state.global_model_weights.trainable[k],
+                               ref.state.global_model_weights.trainable[k], atol=1e-5)
+  assert got.metrics["client_work"]["train"]["num_examples"] == 76 * 7
+
+
+def test_bucketed_client_values_come_back_in_cohort_order():
+  seq = fedjit.SequenceType(fedjit.TensorType(np.float32, [None, 3]))
+
+  @fedjit.federated_computation(fedjit.FederatedType(seq, fedjit.CLIENTS))
+  def per_client_sums(data):
+    return fedjit.federated_map(
+        lambda ds: ds.reduce(jnp.float32(0), lambda a, b, m: a + jnp.sum(b * m[:, None]),
+                             with_mask=True), data)
+
+  sizes = [1, 30, 2, 9, 1] * 14
+  rng = np.random.default_rng(1)
+  data = [[rng.normal(size=(2, 3)).astype(np.float32) for _ in range(n)] for n in sizes]
+  expected = [sum(float(b.sum()) for b in c) for c in data]
+  assert isinstance(_values.pad_clients(seq.element, data), _values.BucketedSequence)
+  for options in (dict(client_map="map"), dict(client_map="vmap")):
+    with fedjit.backend("vectorized", **options):
+      np.testing.assert_allclose(per_client_sums(data), expected, rtol=1e-5)
+
+
+def test_random_cohorts_compile_a_handful_of_times():
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.1))
+  rng = np.random.default_rng(0)
+  population = _clients(np.minimum(rng.zipf(1.8, 200), 60), seed=2)
+  state = trainer.initialize()
+  fn = fedjit.get_backend().compiled(trainer.next)
+  with fedjit.backend("vectorized"):
+    for r in range(30):
+      cohort = [population[i] for i in rng.choice(200, 8, replace=False)]
+      state = trainer.next(state, cohort).state
+  compiled = fedjit.VectorizedBackend().compiled(trainer.next)
+  assert compiled is fn
+  assert fn._cache_size() <= 12, fn._cache_size()
