@@ -38,7 +38,22 @@ def test_map_with_aggregations_becomes_one_node():
   assert "fused_map_reduce" in ops and "federated_map" not in ops
   assert "federated_mean" not in ops and "federated_sum" not in ops
   # A map whose client values are returned stays as it is.
-  assert fuse_map_reduce(returns_client_values.graph) is returns_client_values.graph
+  assert "fused_map_reduce" not in _ops(fuse_map_reduce(returns_client_values.graph))
+
+
+def test_fed_avg_round_is_fused():
+  import jax.numpy as jnp
+  import optax
+  from fedjit import learning
+  model = learning.models.from_functions(
+      lambda k: {"w": jnp.zeros((3, 2))}, lambda p, x: x @ p["w"],
+      lambda y, l: optax.softmax_cross_entropy_with_integer_labels(l, y),
+      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
+  trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(0.1))
+  ops = _ops(fuse_map_reduce(trainer.next.graph))
+  # The client update's results are only aggregated: no per-client copy remains.
+  assert ops.count("fused_map_reduce") == 1
+  assert "federated_mean" not in ops and "federated_sum" not in ops
 
 
 @pytest.mark.parametrize("options", [dict(client_map="map"), dict(client_map="map", chunk_size=2),

@@ -275,10 +275,17 @@ def _flags(value, flag: bool):
 class VectorizedOps(Ops):
   """Implements intrinsics on arrays with a leading client axis (under jit)."""
 
-  def __init__(self, num_clients: int | None, client_map: str, chunk_size: int | None):
+  def __init__(self, num_clients: int | None, client_map: str, chunk_size: int | None,
+               devices: list | None = None):
     self.n = num_clients
     self.client_map = client_map
     self.chunk_size = chunk_size
+    self.devices = devices if devices and len(devices) > 1 else None
+
+  def _strategy(self) -> str:
+    if self.client_map == "auto":
+      return "map" if jax.default_backend() == "cpu" else "vmap"
+    return self.client_map
 
   def _plain(self, c):
     """A BucketedClients value as one Clients value (clients in cohort order)."""
@@ -370,10 +377,7 @@ class VectorizedOps(Ops):
     if not any(flags):
       out = fn.invoke(v.value)
       return Clients(out, _flags(out, False))
-    strategy = self.client_map
-    if strategy == "auto":
-      strategy = "map" if jax.default_backend() == "cpu" else "vmap"
-    if strategy == "vmap" and fn.batchable:
+    if self._strategy() == "vmap" and fn.batchable:
       axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
       out = jax.vmap(fn.invoke, in_axes=(axes,))(v.value)
     else:
@@ -413,7 +417,10 @@ class VectorizedOps(Ops):
     valids = v.valid if isinstance(v, BucketedClients) else [None]
     totals = None
     for part, valid in zip(parts, valids):
-      part_totals = self._fused_totals(fn, part, contributions, valid)
+      if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
+        part_totals = self._sharded_totals(fn, part, contributions, valid)
+      else:
+        part_totals = self._fused_totals(fn, part, contributions, valid)
       totals = part_totals if totals is None else add(totals, part_totals)
 
     leaves, treedef = jax.tree_util.tree_flatten(parts[0].value)
@@ -432,6 +439,34 @@ class VectorizedOps(Ops):
         results.append(jax.tree_util.tree_map(lambda t, d: (t / weight).astype(d),
                                               weighted, dtypes))
     return build_container(node.type, results)
+
+  def _sharded_totals(self, fn, v: Clients, contributions, valid):
+    """`_fused_totals` with the clients split across devices: each device
+    loops over its share, then the partial sums are added (`psum`)."""
+    from jax.sharding import Mesh, PartitionSpec as P
+    mesh = Mesh(np.array(self.devices), ("clients",))
+    d = len(self.devices)
+    leaves, treedef = jax.tree_util.tree_flatten(v.value)
+    flags = jax.tree_util.tree_leaves(v.mapped)
+    mapped = [l for l, f in zip(leaves, flags) if f]
+    fixed = [l for l, f in zip(leaves, flags) if not f]
+    num = jnp.shape(mapped[0])[0]
+    extra = (-num) % d  # filler clients so that every device gets as many
+    ok = jnp.ones((num,), jnp.float32) if valid is None else valid
+    mapped = [jnp.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1)) for x in mapped]
+    ok = jnp.pad(ok, (0, extra))
+
+    def local(mapped_here, fixed_all, ok_here):
+      m_it, f_it = iter(mapped_here), iter(fixed_all)
+      full = [next(m_it) if f else next(f_it) for f in flags]
+      here = Clients(jax.tree_util.tree_unflatten(treedef, full), v.mapped)
+      totals = self._fused_totals(fn, here, contributions, ok_here)
+      return jax.lax.psum(totals, "clients")
+
+    spec = P("clients")
+    sharded = _shard_map(local, mesh, in_specs=([spec] * len(mapped), [P()] * len(fixed), spec),
+                         out_specs=P())
+    return sharded(mapped, fixed, ok)
 
   def _fused_totals(self, fn, v: Clients, contributions, valid):
     """Σ over the clients of `v` of contributions(fn(client)); clients with
@@ -460,7 +495,10 @@ class VectorizedOps(Ops):
       n = _need_clients(self.n, "federated_map")
       return jax.tree_util.tree_map(lambda x: x * n, one([]))
     num = jnp.shape(mapped[0])[0]
-    chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
+    if self._strategy() == "vmap" and fn.batchable:
+      chunk = num  # all clients at once
+    else:
+      chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
     chunk = min(chunk, num)
     whole = num // chunk * chunk
     zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
@@ -525,6 +563,17 @@ class VectorizedOps(Ops):
     return node.attrs["report"].invoke(acc)
 
 
+def _shard_map(f, mesh, in_specs, out_specs):
+  """`jax.shard_map` (or its older home in jax.experimental)."""
+  # Client code is ordinary JAX that knows nothing of the device axis, so the
+  # replication checks are off; the partial sums are added explicitly (psum).
+  if hasattr(jax, "shard_map"):
+    return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)
+  from jax.experimental.shard_map import shard_map
+  return shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+
+
 def _at(t: Type, value, path):
   """The part of `value` (of type `t`) at a path of field indices."""
   for i in path:
@@ -575,6 +624,10 @@ class VectorizedBackend(Backend):
       "auto" (the default: "map" on CPU, "vmap" elsewhere).
     chunk_size: with "map", process this many clients at a time with vmap
       (a chunked map); None processes one at a time.
+    devices: the devices to split each round's clients across ("auto": all
+      local devices, e.g. several GPUs, or CPU devices made with
+      `XLA_FLAGS=--xla_force_host_platform_device_count=4`; None: one).
+      Each device loops over its share and the partial aggregates are added.
 
   Example:
     >>> with fedjit.backend("vectorized", client_map="vmap"):
@@ -583,19 +636,31 @@ class VectorizedBackend(Backend):
 
   name = "vectorized"
 
-  def __init__(self, client_map: str = "auto", chunk_size: int | None = None):
+  def __init__(self, client_map: str = "auto", chunk_size: int | None = None,
+               devices: "list | str | None" = "auto"):
     if client_map not in CLIENT_MAPS:
       raise ValueError(f"client_map must be one of {CLIENT_MAPS}, got {client_map!r}.")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
       raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
     self.client_map = client_map
     self.chunk_size = chunk_size
+    if devices != "auto" and devices is not None and not isinstance(devices, (list, tuple)):
+      raise ValueError(f"devices must be 'auto', None or a list of JAX devices, got {devices!r}.")
+    self.devices = devices
 
   def __repr__(self):
     return f"VectorizedBackend(client_map={self.client_map!r}, chunk_size={self.chunk_size})"
 
+  def resolved_devices(self) -> list | None:
+    """The devices clients are split across: all local devices with "auto"."""
+    if self.devices == "auto":
+      return jax.local_devices()
+    return list(self.devices) if self.devices else None
+
   def _key(self):
-    return ("vectorized", self.client_map, self.chunk_size)
+    devices = self.resolved_devices()
+    return ("vectorized", self.client_map, self.chunk_size,
+            tuple(d.id for d in devices) if devices else None)
 
   def resolved_client_map(self) -> str:
     """"map" or "vmap": what "auto" means on this platform."""
@@ -609,10 +674,8 @@ class VectorizedBackend(Backend):
     with executing():
       if isinstance(comp, FederatedComputation):
         n = _num_clients(types, reps, _leading)
-        ops = VectorizedOps(n, self.client_map, self.chunk_size)
-        graph = comp.graph
-        if self.resolved_client_map() == "map":
-          graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
+        ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
+        graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
         out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
         return _unwrap(ops, comp.type_signature.result, out)
       return comp.fn(*reps)

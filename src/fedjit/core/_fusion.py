@@ -53,12 +53,49 @@ def _plan(graph: Graph, m: int, users: dict[int, list[int]]):
   return (paths, reductions) if reductions else None
 
 
+def simplify(graph: Graph) -> Graph:
+  """Forwards selections of structures (`<a, b>[0]` is `a`, also through
+  `federated_zip`) and drops nodes the result does not depend on."""
+  nodes = graph.nodes
+  forward: dict[int, int] = {}
+
+  def source(i: int) -> int:
+    return forward.get(i, i)
+
+  for i, node in enumerate(nodes):
+    if node.op != "select":
+      continue
+    src = nodes[source(node.args[0])]
+    if src.op == "intrinsic" and src.attrs.get("name") == "federated_zip":
+      src = nodes[source(src.args[0])]
+    if src.op == "struct":
+      forward[i] = source(src.args[node.attrs["index"]])
+  live: set[int] = set()
+  stack = [source(graph.result)] + [p for p in graph.params]
+  while stack:
+    i = stack.pop()
+    if i in live:
+      continue
+    live.add(i)
+    stack.extend(source(a) for a in nodes[i].args)
+  index: dict[int, int] = {}
+  new_nodes: list[Node] = []
+  for i, node in enumerate(nodes):
+    if i in live:
+      new_nodes.append(Node(node.op, tuple(index[source(a)] for a in node.args), node.type,
+                            dict(node.attrs)))
+      index[i] = len(new_nodes) - 1
+  return Graph(new_nodes, [index[p] for p in graph.params], index[source(graph.result)],
+               list(graph.param_names))
+
+
 def fuse_map_reduce(graph: Graph) -> Graph:
   """`graph` with every fusable client map + aggregations made one node.
 
   Example:
     >>> fused = fuse_map_reduce(next_fn.graph)
   """
+  graph = simplify(graph)
   users: dict[int, list[int]] = {}
   for i, node in enumerate(graph.nodes):
     for a in node.args:
