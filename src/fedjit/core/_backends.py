@@ -689,10 +689,13 @@ class VectorizedBackend(Backend):
 
   def run(self, comp, args):
     types = _param_types(comp)
-    reps = [_values.to_vectorized(t, a, _what(comp, i))
-            for i, (t, a) in enumerate(zip(types, args))]
-    out = self.compiled(comp)(*reps)
-    return _values.from_vectorized(comp.type_signature.result, out)
+    with _values.buffer_lease():
+      reps = [_values.to_vectorized(t, a, _what(comp, i))
+              for i, (t, a) in enumerate(zip(types, args))]
+      out = self.compiled(comp)(*reps)
+      # Results are copied to NumPy here, so the program has finished with
+      # its inputs when the lease returns their buffers.
+      return _values.from_vectorized(comp.type_signature.result, out)
 
 
 # -------------------------------------------------------------------- context

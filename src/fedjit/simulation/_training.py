@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -130,6 +131,45 @@ def plot_curves(history: list[dict], path: pathlib.Path) -> pathlib.Path | None:
   return path
 
 
+class _Prefetcher:
+  """Gathers and pads the next round's cohort in a background thread while
+  the current round runs (vectorized backend); otherwise returns the
+  cohort's datasets as they are."""
+
+  def __init__(self, process, client_data, ids, clients_per_round, seed):
+    import fedjit
+    self.process, self.client_data, self.ids = process, client_data, ids
+    self.k, self.seed = clients_per_round, seed
+    self.enabled = isinstance(fedjit.get_backend(), fedjit.VectorizedBackend)
+    self.pending: dict[int, concurrent.futures.Future] = {}
+    self.pool = concurrent.futures.ThreadPoolExecutor(1) if self.enabled else None
+    if self.enabled:
+      self.data_type = process.next.type_signature.parameter[1]
+
+  def _datasets(self, r: int) -> list:
+    chosen = sample_clients(self.ids, self.k, r, self.seed)
+    return [self.client_data.create_dataset_for_client(c) for c in chosen]
+
+  def _prepare(self, r: int):
+    from fedjit.core import _values
+    lease = _values.BufferLease()
+    with lease:
+      return _values.to_vectorized(self.data_type, self._datasets(r), "client data"), lease
+
+  def take(self, r: int, ahead: int | None):
+    if not self.enabled:
+      return self._datasets(r), None
+    future = self.pending.pop(r, None)
+    data, lease = future.result() if future is not None else self._prepare(r)
+    if ahead is not None:
+      self.pending[ahead] = self.pool.submit(self._prepare, ahead)
+    return data, lease
+
+  def close(self):
+    if self.pool is not None:
+      self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_training(process: Any, client_data: ClientData, rounds: int, clients_per_round: int,
                  evaluation: Callable[[Any], Mapping[str, Any]] | None = None,
                  seed: int = 0, output_dir: str | os.PathLike | None = None,
@@ -218,12 +258,14 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
       bar = tqdm(total=rounds, initial=start, unit="round", desc="fedjit")
     except ImportError:
       bar = None
+  prepare = _Prefetcher(process, client_data, ids, clients_per_round, seed)
   try:
     for r in range(start, rounds):
       t0 = time.perf_counter()
-      chosen = sample_clients(ids, clients_per_round, r, seed)
-      data = [client_data.create_dataset_for_client(c) for c in chosen]
+      data, lease = prepare.take(r, ahead=r + 1 if r + 1 < rounds else None)
       result = process.next(state, data)
+      if lease is not None:
+        lease.release()
       state = result.state
       record = {"round": r}
       record.update(flatten_metrics(result.metrics))
@@ -243,6 +285,7 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
         print_fn(f"round {r + 1:4d}/{rounds}: " + ", ".join(f"{k} {v}" for k, v in short.items())
                  + f" ({record['seconds']:.2f}s)")
   finally:
+    prepare.close()
     if bar is not None:
       bar.close()
     logs.close()
