@@ -138,19 +138,22 @@ class PaddedSequence(Sequence):
   `num_elements`. For batched elements (leading `?` axis) `mask` has shape
   `[num_elements, batch_size]`, else `[num_elements]`; it is 1.0 for real
   examples. An element with no real example is padding and is skipped.
+  `full=True` says (statically) that there is no padding at all, so the
+  compiled loop needs no test for it.
   """
 
-  def __init__(self, data: Any, mask: jax.Array, element_type: Type):
+  def __init__(self, data: Any, mask: jax.Array, element_type: Type, full: bool = False):
     self.data = data
     self.mask = mask
     self.element_type = element_type
+    self.full = bool(full)
 
   def tree_flatten(self):
-    return (self.data, self.mask), self.element_type
+    return (self.data, self.mask), (self.element_type, self.full)
 
   @classmethod
-  def tree_unflatten(cls, element_type, children):
-    return cls(children[0], children[1], element_type)
+  def tree_unflatten(cls, aux, children):
+    return cls(children[0], children[1], aux[0], aux[1])
 
   @property
   def batched(self) -> bool:
@@ -171,6 +174,8 @@ class PaddedSequence(Sequence):
 
     def body(carry, xs):
       element, mask = xs
+      if self.full:
+        return step(carry, element, mask), None
       # Padding elements leave the carry as it is. `cond` skips their work when
       # clients run one after another; under vmap it becomes a select.
       return jax.lax.cond(self._valid(mask), step, lambda c, e, m: c,
@@ -188,11 +193,11 @@ class PaddedSequence(Sequence):
     out_type = to_type(jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), mapped))
     if not self.batched:
-      return PaddedSequence(mapped, self.mask, out_type)
+      return PaddedSequence(mapped, self.mask, out_type, self.full)
     bs = self.mask.shape[1]
     leaves = jax.tree_util.tree_leaves(mapped)
     if all(l.ndim >= 2 and _same_dim(l.shape[1], bs) for l in leaves):
-      return PaddedSequence(mapped, self.mask, _unknown_batch(out_type))
+      return PaddedSequence(mapped, self.mask, _unknown_batch(out_type), self.full)
     if not with_mask:
       raise TypeError(
           f"sequence_map's function turns batches of {self.element_type} into "

@@ -97,8 +97,44 @@ def normalize(t: Type, value: Any, xp=np, what: str = "") -> Any:
       raise _mismatch(t, value, what, "A sequence is passed as a list of elements "
                       "(for example batches), or a fedjit Dataset.")
     elements = _elements_of(value, t, what)
-    return [normalize(t.element, e, xp, what) for e in elements]
+    fast = _fast_element_check(t.element) if xp is np else None
+    out = []
+    for e in elements:
+      checked = fast(e) if fast is not None else None
+      out.append(checked if checked is not None else normalize(t.element, e, xp, what))
+    return out
   raise _mismatch(t, value, what)
+
+
+def _fast_element_check(t: Type):
+  """A quick check for the common case of sequence elements that are NumPy
+  arrays of exactly the right dtype (in a tuple, list or dict): returns the
+  element (in the type's container) or None to take the general path."""
+  def ok(v, lt: TensorType) -> bool:
+    return (type(v) is np.ndarray and v.dtype == lt.dtype and v.ndim == len(lt.shape)
+            and all(d is None or d == n for d, n in zip(lt.shape, v.shape)))
+
+  if isinstance(t, TensorType):
+    return lambda e: e if ok(e, t) else None
+  if not isinstance(t, StructType) or not all(isinstance(f, TensorType) for f in t.types()):
+    return None
+  names, types = t.names(), t.types()
+  keyed = all(n is not None for n in names)
+
+  def check(e):
+    if type(e) in (tuple, list) and len(e) == len(types):
+      fields = e
+    elif keyed and type(e) is dict and len(e) == len(names):
+      try:
+        fields = [e[n] for n in names]
+      except KeyError:
+        return None
+    else:
+      return None
+    if all(ok(v, lt) for v, lt in zip(fields, types)):
+      return build_container(t, list(fields))
+    return None
+  return check
 
 
 def _elements_of(value, t: SequenceType, what: str) -> list:
@@ -357,7 +393,8 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np,
       else:
         mask[ci, ei] = 1.0
   treedef = jax.tree_util.tree_structure(_example_tree(element_type))
-  return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), mask, element_type)
+  return PaddedSequence(jax.tree_util.tree_unflatten(treedef, data), mask, element_type,
+                        full=bool(mask.all()))
 
 
 @jax.tree_util.register_pytree_node_class
