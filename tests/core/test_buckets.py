@@ -91,3 +91,21 @@ def test_random_cohorts_compile_a_handful_of_times():
   compiled = fedjit.VectorizedBackend().compiled(trainer.next)
   assert compiled is fn
   assert fn._cache_size() <= 12, fn._cache_size()
+
+
+def test_population_gather_equals_passing_the_datasets():
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
+  population_data = _clients([1, 4, 2, 3, 5, 8, 13, 40, 1, 2, 6, 6], seed=3)
+  member = trainer.next.type_signature.parameter[1].member
+  population = _values.Population(member, population_data)
+  cohort = [7, 0, 5, 5 - 4, 11, 3]
+  with fedjit.backend("reference"):
+    ref = trainer.next(trainer.initialize(), [population_data[i] for i in cohort])
+  for options in (dict(client_map="map"), dict(client_map="vmap")):
+    with fedjit.backend("vectorized", **options):
+      got = trainer.next(trainer.initialize(), population.gather(cohort))
+    for k in ("w", "b"):
+      np.testing.assert_allclose(got.state.global_model_weights.trainable[k],
+                                 ref.state.global_model_weights.trainable[k], atol=1e-5)
+    assert got.metrics["client_work"]["train"]["num_examples"] == \
+        ref.metrics["client_work"]["train"]["num_examples"]

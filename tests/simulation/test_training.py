@@ -113,3 +113,15 @@ def test_flatten_metrics():
   flat = simulation.flatten_metrics({"client_work": {"train": {"loss": np.float32(0.5)}},
                                      "aggregator": {"mean_value": ()}, "n": np.int32(3)})
   assert flat == {"client_work/train/loss": 0.5, "n": 3}
+
+
+def test_cached_population_and_prefetched_cohorts_train_the_same(tmp_path):
+  data, model, trainer, _ = _setup()
+  runs = {}
+  for cache in (True, False):
+    runs[cache] = simulation.run_training(trainer, data, rounds=4, clients_per_round=3, seed=5,
+                                          progress=False, cache_clients=cache)
+  a = trainer.get_model_weights(runs[True].state).trainable
+  b = trainer.get_model_weights(runs[False].state).trainable
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], atol=1e-6)

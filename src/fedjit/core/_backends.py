@@ -588,6 +588,12 @@ def _wrap(t: Type, rep):
       if isinstance(rep, _values.BucketedSequence):
         return BucketedClients([Clients(p, _flags(p, True)) for p in rep.parts],
                                rep.positions, rep.valid, rep.num_clients)
+      if isinstance(rep, _values.GatheredSequence):
+        # The cohort's rows of each population bucket (a gather in the program).
+        parts = [jax.tree_util.tree_map(lambda x, i=i: x[i], pop)
+                 for pop, i in zip(rep.populations, rep.indices)]
+        return BucketedClients([Clients(p, _flags(p, True)) for p in parts],
+                               rep.positions, rep.valid, rep.num_clients)
       return Clients(rep, _flags(rep, not t.all_equal))
     return rep
   if isinstance(t, StructType) and _values._has_federated(t):
@@ -608,7 +614,7 @@ def _unwrap(ops: VectorizedOps, t: Type, val):
 
 
 def _leading(rep) -> int:
-  if isinstance(rep, _values.BucketedSequence):
+  if isinstance(rep, (_values.BucketedSequence, _values.GatheredSequence)):
     return rep.num_clients
   leaves = jax.tree_util.tree_leaves(rep)
   return int(jnp.shape(leaves[0])[0])

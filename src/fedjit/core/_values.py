@@ -486,6 +486,109 @@ def pad_clients(element_type: Type, clients: list[list]):
   return BucketedSequence(parts, positions, valid, len(clients), element_type)
 
 
+@jax.tree_util.register_pytree_node_class
+class GatheredSequence:
+  """A cohort taken, inside the compiled program, from a padded population.
+
+  `populations[k]` holds every client of length bucket k (plus one empty
+  client at the end, for filler); `indices[k]` are the rows this round uses,
+  `positions[k]` their places in the cohort (filler: `num_clients`), `valid[k]`
+  0 for filler. The populations stay on the device across rounds, so a round
+  moves only these small index arrays.
+  """
+
+  def __init__(self, populations, indices, positions, valid, num_clients: int,
+               element_type: Type):
+    self.populations = list(populations)
+    self.indices = list(indices)
+    self.positions = list(positions)
+    self.valid = list(valid)
+    self.num_clients = num_clients
+    self.element_type = element_type
+
+  def tree_flatten(self):
+    return ((self.populations, self.indices, self.positions, self.valid),
+            (self.num_clients, self.element_type))
+
+  @classmethod
+  def tree_unflatten(cls, aux, children):
+    return cls(*children, aux[0], aux[1])
+
+
+class Population:
+  """Every client of a federated dataset, padded once, in length buckets.
+
+  Example:
+    >>> population = Population(data_type.member, [client_data.create_dataset_for_client(c)
+    ...                                            for c in client_data.client_ids])
+    >>> cohort = population.gather([3, 17, 42])   # pass to next() as the client data
+  """
+
+  def __init__(self, member_type: SequenceType, datasets: list, device_put: bool = True):
+    element = member_type.element
+    members = [normalize(member_type, d, np, f"client {i}") for i, d in enumerate(datasets)]
+    groups: dict[int, list[int]] = {}
+    for i, m in enumerate(members):
+      groups.setdefault(_pow2(max(len(m), 1)), []).append(i)
+    self.element_type = element
+    self.where = np.zeros((len(members), 2), np.int64)  # client -> (bucket, row)
+    self.populations = []
+    for b, n in enumerate(sorted(groups)):
+      ids = groups[n]
+      padded = pad_sequences(element, [members[i] for i in ids] + [[]], num_elements=n)
+      # `full` describes the real clients: the filler client's results are
+      # discarded, so its (all-padding) steps need no skipping.
+      padded = PaddedSequence(padded.data, padded.mask, element,
+                              full=bool(np.asarray(padded.mask)[:-1].all()))
+      self.populations.append(jax.device_put(padded) if device_put else padded)
+      self.where[ids, 0] = b
+      self.where[ids, 1] = np.arange(len(ids))
+    self.sizes = [len(groups[n]) for n in sorted(groups)]
+    self._caps: dict[int, list[int]] = {}
+
+  @property
+  def nbytes(self) -> int:
+    return sum(l.nbytes for p in self.populations for l in jax.tree_util.tree_leaves(p))
+
+  def capacities(self, cohort: int) -> list[int]:
+    """Slots per bucket for cohorts of this size: the expected count plus four
+    standard deviations, rounded to a bucket size. Fixed per cohort size, so
+    every round has the same shapes and the program compiles once; a round
+    that overflows a bucket (rare) raises its capacity for later rounds."""
+    if cohort not in self._caps:
+      total = sum(self.sizes)
+      caps = []
+      for size in self.sizes:
+        f = size / total
+        expected = cohort * f + 4.0 * np.sqrt(cohort * f * (1.0 - f)) + 2.0
+        caps.append(bucket_size(int(min(cohort, np.ceil(expected)))))
+      self._caps[cohort] = caps
+    return self._caps[cohort]
+
+  def gather(self, clients: "list[int] | np.ndarray") -> GatheredSequence:
+    """The cohort of these client indices (in this order)."""
+    clients = np.asarray(clients, np.int64)
+    buckets = self.where[clients, 0]
+    caps = self.capacities(len(clients))
+    indices, positions, valid, pops = [], [], [], []
+    for b, pop in enumerate(self.populations):
+      chosen = np.nonzero(buckets == b)[0]
+      if len(chosen) > caps[b]:
+        caps[b] = bucket_size(len(chosen))
+      count = caps[b]
+      idx = np.full(count, self.sizes[b], np.int32)  # the empty filler client
+      idx[:len(chosen)] = self.where[clients[chosen], 1]
+      pos = np.full(count, len(clients), np.int32)
+      pos[:len(chosen)] = chosen
+      ok = np.zeros(count, np.float32)
+      ok[:len(chosen)] = 1.0
+      pops.append(pop)
+      indices.append(idx)
+      positions.append(pos)
+      valid.append(ok)
+    return GatheredSequence(pops, indices, positions, valid, len(clients), self.element_type)
+
+
 def _contiguous(client: list, sizes: list) -> bool:
   """Whether a client's batches are all full except perhaps the last, with
   every other dimension at its padded size (so they can be copied at once)."""
@@ -569,7 +672,7 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
   `{T}@CLIENTS` values get a leading client axis; sequences are padded.
   """
   if isinstance(t, FederatedType):
-    if isinstance(value, (PaddedSequence, BucketedSequence)):
+    if isinstance(value, (PaddedSequence, BucketedSequence, GatheredSequence)):
       return value  # already padded (prepared ahead, e.g. by run_training)
     members, is_list = _placed_members(t, value, xp, what)
     if not is_list:

@@ -132,19 +132,35 @@ def plot_curves(history: list[dict], path: pathlib.Path) -> pathlib.Path | None:
 
 
 class _Prefetcher:
-  """Gathers and pads the next round's cohort in a background thread while
-  the current round runs (vectorized backend); otherwise returns the
-  cohort's datasets as they are."""
+  """Client data for each round, prepared for the vectorized backend.
 
-  def __init__(self, process, client_data, ids, clients_per_round, seed):
+  With `cache_clients`, every client is padded once into a device-resident
+  population and each round passes only the cohort's indices (the program
+  gathers the rows). Otherwise the next round's cohort is padded in a
+  background thread while the current round runs. On the reference
+  backend, the cohort's datasets are passed as they are.
+  """
+
+  def __init__(self, process, client_data, ids, clients_per_round, seed, cache_clients):
     import fedjit
     self.process, self.client_data, self.ids = process, client_data, ids
     self.k, self.seed = clients_per_round, seed
     self.enabled = isinstance(fedjit.get_backend(), fedjit.VectorizedBackend)
     self.pending: dict[int, concurrent.futures.Future] = {}
-    self.pool = concurrent.futures.ThreadPoolExecutor(1) if self.enabled else None
-    if self.enabled:
-      self.data_type = process.next.type_signature.parameter[1]
+    self.pool = None
+    self.population = None
+    if not self.enabled:
+      return
+    self.data_type = process.next.type_signature.parameter[1]
+    if cache_clients is None:
+      cache_clients = len(ids) <= 100_000
+    if cache_clients:
+      from fedjit.core import _values
+      self.index = {c: i for i, c in enumerate(ids)}
+      self.population = _values.Population(
+          self.data_type.member, [client_data.create_dataset_for_client(c) for c in ids])
+    else:
+      self.pool = concurrent.futures.ThreadPoolExecutor(1)
 
   def _datasets(self, r: int) -> list:
     chosen = sample_clients(self.ids, self.k, r, self.seed)
@@ -159,6 +175,9 @@ class _Prefetcher:
   def take(self, r: int, ahead: int | None):
     if not self.enabled:
       return self._datasets(r), None
+    if self.population is not None:
+      chosen = sample_clients(self.ids, self.k, r, self.seed)
+      return self.population.gather([self.index[c] for c in chosen]), None
     future = self.pending.pop(r, None)
     data, lease = future.result() if future is not None else self._prepare(r)
     if ahead is not None:
@@ -175,8 +194,8 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
                  seed: int = 0, output_dir: str | os.PathLike | None = None,
                  checkpoint_every: int = 0, resume: bool = False, eval_every: int = 1,
                  min_examples: int = 1, progress: bool = True, tensorboard: bool = True,
-                 plot: bool = True, print_fn: Callable[[str], None] | None = None
-                 ) -> TrainingResult:
+                 plot: bool = True, print_fn: Callable[[str], None] | None = None,
+                 cache_clients: bool | None = None) -> TrainingResult:
   """Trains a learning process on sampled clients, round after round.
 
   Each round draws `clients_per_round` clients uniformly without replacement
@@ -207,6 +226,10 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
     tensorboard: also log to TensorBoard when `tensorboardX` is installed.
     plot: write the PNG plot at the end.
     print_fn: called with one line per round (e.g. `print`), or None.
+    cache_clients: on the vectorized backend, pad every client once and keep
+      them on the device, so a round moves only the cohort's indices (None:
+      when there are at most 100,000 clients); otherwise the next round's
+      cohort is prepared in a background thread.
 
   Returns:
     `TrainingResult(state, history, output_dir)`.
@@ -258,7 +281,7 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
       bar = tqdm(total=rounds, initial=start, unit="round", desc="fedjit")
     except ImportError:
       bar = None
-  prepare = _Prefetcher(process, client_data, ids, clients_per_round, seed)
+  prepare = _Prefetcher(process, client_data, ids, clients_per_round, seed, cache_clients)
   try:
     for r in range(start, rounds):
       t0 = time.perf_counter()
