@@ -254,6 +254,39 @@ class BucketedClients:
     self.n = n
 
 
+@jax.tree_util.register_pytree_node_class
+class LazyRows:
+  """Rows `index` of a population, taken only where a client's data is used.
+
+  Inside the client loop `index` is one client's row, so each client's data
+  is read straight from the population (no gathered copy of the cohort)."""
+
+  def __init__(self, population, index):
+    self.population = population
+    self.index = index
+
+  def tree_flatten(self):
+    return (self.population, self.index), None
+
+  @classmethod
+  def tree_unflatten(cls, aux, children):
+    return cls(*children)
+
+
+def _resolve(value):
+  """`value` with every LazyRows replaced by the rows it stands for."""
+  def take(x):
+    if isinstance(x, LazyRows):
+      return jax.tree_util.tree_map(lambda a: a[x.index], x.population)
+    return x
+  return jax.tree_util.tree_map(take, value, is_leaf=lambda x: isinstance(x, LazyRows))
+
+
+def _has_lazy(value) -> bool:
+  return any(isinstance(x, LazyRows) for x in jax.tree_util.tree_leaves(
+      value, is_leaf=lambda x: isinstance(x, LazyRows)))
+
+
 def _scatter(parts: list, positions: list, n: int):
   """Stacked per-bucket values -> one value with the cohort's client order.
 
@@ -291,7 +324,9 @@ class VectorizedOps(Ops):
     """A BucketedClients value as one Clients value (clients in cohort order)."""
     if not isinstance(c, BucketedClients):
       return c
-    stacked = [self._materialize(p, "bucketed clients") for p in c.parts]
+    stacked = [self._materialize(Clients(_resolve(p.value), _flags(_resolve(p.value), True))
+                                 if _has_lazy(p.value) else p, "bucketed clients")
+               for p in c.parts]
     value = _scatter(stacked, c.positions, c.n)
     return Clients(value, _flags(value, True))
 
@@ -379,14 +414,14 @@ class VectorizedOps(Ops):
       return Clients(out, _flags(out, False))
     if self._strategy() == "vmap" and fn.batchable:
       axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
-      out = jax.vmap(fn.invoke, in_axes=(axes,))(v.value)
+      out = jax.vmap(lambda member: fn.invoke(_resolve(member)), in_axes=(axes,))(v.value)
     else:
       mapped = [l for l, f in zip(leaves, flags) if f]
 
       def one(xs):
         it = iter(xs)
         full = [next(it) if f else l for l, f in zip(leaves, flags)]
-        return fn.invoke(jax.tree_util.tree_unflatten(treedef, full))
+        return fn.invoke(_resolve(jax.tree_util.tree_unflatten(treedef, full)))
       batch = self.chunk_size if fn.batchable else None
       out = jax.lax.map(one, mapped, batch_size=batch)
     return Clients(out, _flags(out, True))
@@ -428,7 +463,7 @@ class VectorizedOps(Ops):
     member = jax.tree_util.tree_unflatten(treedef, [
         jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
         for l, f in zip(leaves, flags)])
-    out_shape = jax.eval_shape(fn.invoke, member)
+    out_shape = jax.eval_shape(lambda m: fn.invoke(_resolve(m)), member)
     results = []
     for (kind, vpath, _), total in zip(reductions, totals):
       dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
@@ -486,7 +521,7 @@ class VectorizedOps(Ops):
         xs, ok = xs[:-1], xs[-1]
       it = iter(xs)
       full = [next(it) if f else l for l, f in zip(leaves, flags)]
-      parts = contributions(fn.invoke(jax.tree_util.tree_unflatten(treedef, full)))
+      parts = contributions(fn.invoke(_resolve(jax.tree_util.tree_unflatten(treedef, full))))
       if ok is not None:
         parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)), parts)
       return parts
@@ -589,11 +624,11 @@ def _wrap(t: Type, rep):
         return BucketedClients([Clients(p, _flags(p, True)) for p in rep.parts],
                                rep.positions, rep.valid, rep.num_clients)
       if isinstance(rep, _values.GatheredSequence):
-        # The cohort's rows of each population bucket (a gather in the program).
-        parts = [jax.tree_util.tree_map(lambda x, i=i: x[i], pop)
+        # Each part holds the population (not mapped) and the cohort's rows
+        # of it (mapped): a client's data is read where it is used.
+        parts = [Clients(LazyRows(pop, i), LazyRows(_flags(pop, False), True))
                  for pop, i in zip(rep.populations, rep.indices)]
-        return BucketedClients([Clients(p, _flags(p, True)) for p in parts],
-                               rep.positions, rep.valid, rep.num_clients)
+        return BucketedClients(parts, rep.positions, rep.valid, rep.num_clients)
       return Clients(rep, _flags(rep, not t.all_equal))
     return rep
   if isinstance(t, StructType) and _values._has_federated(t):
