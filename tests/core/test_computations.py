@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fedjit
-from fedjit import CLIENTS, SERVER, FederatedType, SequenceType, TensorType
+from fedjit import (CLIENTS, SERVER, FederatedType, SequenceType, StructType,
+                    TensorType)
 
 F32_CLIENTS = FederatedType(np.float32, CLIENTS)
 F32_SERVER = FederatedType(np.float32, SERVER)
@@ -165,8 +166,65 @@ def test_clients_value_to_jax_computation_says_use_federated_map():
     def bad(x):
       return add_half(x)
   message = str(e.value)
-  assert "{float32}@CLIENTS" in message
-  assert "unplaced" in message and "federated_map(add_half" in message
+  assert "expects an argument of the unplaced type float32" in message  # expected
+  assert "but was given {float32}@CLIENTS" in message                   # given
+  assert "federated_map(add_half, value)" in message                    # what to do
+
+
+def test_clients_value_to_jax_computation_with_two_parameters_names_the_parameter():
+  @fedjit.jax_computation(np.float32, TensorType(np.float32, [2]))
+  def scale(a, v):
+    return a * v
+
+  with pytest.raises(fedjit.PlacementError) as e:
+    @fedjit.federated_computation(F32_SERVER, FederatedType(TensorType(np.float32, [2]),
+                                                            CLIENTS))
+    def bad(a, v):
+      return scale(a, v)
+  message = str(e.value)
+  assert "its argument 'a' of the unplaced type float32" in message
+  assert "but was given float32@SERVER" in message
+  assert "federated_map(scale, value)" in message
+
+
+def test_clients_value_to_polymorphic_jax_computation_names_the_member_type():
+  @fedjit.jax_computation
+  def double(x):
+    return 2 * x
+
+  with pytest.raises(fedjit.PlacementError) as e:
+    @fedjit.federated_computation(F32_CLIENTS)
+    def bad(x):
+      return double(x)
+  message = str(e.value)
+  assert "an unplaced value (such as float32)" in message
+  assert "but was given {float32}@CLIENTS" in message
+  assert "federated_map(double, value)" in message
+
+
+@pytest.mark.parametrize("attribute", ["shape", "dtype", "sum"])
+def test_attribute_of_a_placed_value_says_move_it_into_jax_computation(attribute):
+  with pytest.raises(fedjit.FederatedOperationError) as e:
+    fedjit.federated_computation(F32_SERVER)(lambda x: getattr(x, attribute))
+  message = str(e.value)
+  assert f"`.{attribute}`" in message and "float32@SERVER" in message
+  assert "Move the JAX/NumPy code into a @fedjit.jax_computation" in message
+  assert isinstance(e.value, TypeError)
+
+
+def test_struct_fields_and_type_of_a_placed_value_still_work(any_backend):
+  pair = FederatedType(StructType([("w", np.float32), ("n", np.int32)]), SERVER)
+
+  @fedjit.federated_computation(pair)
+  def fields(p):
+    assert str(p.type_signature) == "<w=float32,n=int32>@SERVER"
+    assert not hasattr(p, "shape")  # hasattr() works: the error is an AttributeError too
+    return p.w, p["n"]
+
+  w, n = fields({"w": np.float32(1.5), "n": np.int32(4)})
+  assert float(w) == 1.5 and int(n) == 4
+  with pytest.raises(fedjit.FederatedOperationError, match=r"its fields are \['w', 'n'\]"):
+    fedjit.federated_computation(pair)(lambda p: p.weights)
 
 
 @pytest.mark.parametrize("operation, named", [
@@ -287,3 +345,120 @@ def test_ordinary_mistakes_in_traced_function_keep_their_own_message():
     def forgot_argument(x):
       return fedjit.federated_map(x)
   assert not isinstance(e.value, fedjit.FederatedOperationError)
+
+
+def test_client_values_of_different_shapes_on_vectorized_say_what_to_do():
+  @fedjit.federated_computation(FederatedType(TensorType(np.float32, [None]), CLIENTS))
+  def total(x):
+    return fedjit.federated_sum(fedjit.federated_map(lambda v: jnp.sum(v), x))
+
+  data = [np.ones(2, np.float32), np.ones(2, np.float32), np.ones(3, np.float32)]
+  with fedjit.backend("reference"):
+    np.testing.assert_allclose(total(data), 7.0)  # 2 + 2 + 3
+  with fedjit.backend("vectorized"):
+    with pytest.raises(fedjit.FederatedTypeError) as e:
+      total(data)
+  message = str(e.value)
+  assert "{float32[?]}@CLIENTS" in message
+  assert "client 0 has shape [2] and client 2 has shape [3]" in message
+  assert "SequenceType" in message and "fedjit.backend('reference')" in message
+
+
+def test_client_structures_of_different_shapes_name_the_part():
+  member = StructType([TensorType(np.float32, [2]), TensorType(np.float32, [None])])
+
+  @fedjit.federated_computation(FederatedType(member, CLIENTS))
+  def first(x):
+    return fedjit.federated_sum(fedjit.federated_map(lambda a, b: a, x))
+
+  with fedjit.backend("vectorized"):
+    with pytest.raises(fedjit.FederatedTypeError) as e:
+      first([(np.ones(2, np.float32), np.ones(1, np.float32)),
+             (np.ones(2, np.float32), np.ones(4, np.float32))])
+  assert "client 0 has shape [1] and client 1 has shape [4] (its float32[?] part)" in str(
+      e.value)
+
+
+# ------------------------------------------------------------ 64-bit types
+
+
+@pytest.mark.parametrize("declared", [
+    FederatedType(np.int64, CLIENTS),
+    FederatedType(SequenceType(TensorType(np.float64, [None, 2])), CLIENTS),
+    FederatedType(StructType([np.float32, np.int64]), SERVER),
+])
+def test_64_bit_types_without_x64_mode_fail_with_guidance(declared):
+  assert not jax.config.jax_enable_x64
+  with pytest.raises(fedjit.FederatedTypeError) as e:
+    @fedjit.federated_computation(declared)
+    def total(x):
+      return x
+  message = str(e.value)
+  assert str(declared) in message and "64-bit" in message
+  assert "jax.config.update('jax_enable_x64', True)" in message
+  assert "JAX_ENABLE_X64=1" in message and "np.int32" in message
+  with pytest.raises(fedjit.FederatedTypeError, match="jax_enable_x64"):
+    @fedjit.jax_computation(np.float64)
+    def double(x):
+      return 2 * x
+
+
+def test_python_and_float64_values_still_fit_32_bit_types(any_backend):
+  @fedjit.federated_computation(F32_CLIENTS, F32_SERVER)
+  def shifted_mean(x, s):
+    return fedjit.federated_mean(x), s
+
+  mean, s = shifted_mean(np.array([1.0, 2.0, 4.5]), 3)  # float64 array, Python int
+  assert isinstance(mean, np.float32) and isinstance(s, np.float32)
+  np.testing.assert_allclose(mean, 2.5)
+  assert s == 3.0
+
+  @fedjit.jax_computation
+  def double(x):
+    return 2 * x
+  assert np.asarray(double(np.array([1.5, 2.5]))).dtype == np.float32  # inferred: 32-bit
+
+
+_X64_PROGRAM = """
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np, fedjit
+from fedjit import CLIENTS, FederatedType
+
+@fedjit.federated_computation(FederatedType(np.int64, CLIENTS))
+def total(x):
+  return fedjit.federated_sum(x)
+
+@fedjit.federated_computation(FederatedType(np.float64, CLIENTS),
+                              FederatedType(np.float64, CLIENTS))
+def means(x, w):
+  scaled = fedjit.federated_map(lambda v: v * 3.0, x)
+  return fedjit.federated_mean(x, w), fedjit.federated_mean(scaled, w)
+
+for name in ("reference", "vectorized"):
+  with fedjit.backend(name):
+    t = total([2 ** 40, 1])
+    m, s = means([1.0, 1e-9], [1.0, 3.0])
+    print(name, repr(int(t)), np.asarray(t).dtype, repr(float(m)), repr(float(s)),
+          np.asarray(m).dtype)
+"""
+
+
+def test_64_bit_types_are_exact_in_x64_mode(tmp_path):
+  import subprocess
+  import sys
+  script = tmp_path / "x64.py"
+  script.write_text(_X64_PROGRAM)
+  out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.strip().split("\n")
+  assert len(lines) == 2, out.stdout
+  for name, line in zip(("reference", "vectorized"), lines):
+    fields = line.split()
+    assert fields[0] == name
+    assert int(fields[1]) == 2 ** 40 + 1 and fields[2] == "int64"
+    # (1 + 3e-9) / 4 and three times that: beyond float32's precision.
+    np.testing.assert_allclose(float(fields[3]), (1.0 + 3e-9) / 4.0, rtol=1e-14)
+    np.testing.assert_allclose(float(fields[4]), 3.0 * (1.0 + 3e-9) / 4.0, rtol=1e-14)
+    assert fields[5] == "float64"

@@ -133,6 +133,51 @@ def test_federated_value_at_clients(backend):
   _close_lists(shifted, list(x.astype(np.float64) + 1.5))
 
 
+@fedjit.federated_computation
+def _value_at_clients_without_client_arguments():
+  c = fedjit.federated_value(np.float32(1.5), CLIENTS)
+  doubled = fedjit.federated_map(fedjit.jax_computation(F32)(lambda v: 2.0 * v), c)
+  return c, fedjit.federated_mean(doubled)
+
+
+@fedjit.federated_computation
+def _sum_without_client_arguments():
+  return fedjit.federated_sum(fedjit.federated_value(np.float32(1.5), CLIENTS))
+
+
+def test_federated_value_at_clients_without_client_arguments(backend):
+  # Like TFF, an all-equal value at CLIENTS; its mean is that value.
+  assert str(_value_at_clients_without_client_arguments.type_signature) == (
+      "( -> <float32@CLIENTS,float32@SERVER>)")
+  c, mean = _value_at_clients_without_client_arguments()
+  _close(c, 1.5)
+  _close(mean, 3.0)
+  # A sum needs the number of clients, which no argument gives.
+  with pytest.raises(fedjit.FederatedTypeError, match="needs the number of clients"):
+    _sum_without_client_arguments()
+
+
+_SHARED = fedjit.FederatedType(F32, CLIENTS, all_equal=True)
+
+
+@fedjit.federated_computation(_SHARED, _at_clients(F32))
+def _scale_by_shared(a, x):
+  products = fedjit.federated_map(fedjit.jax_computation(F32, F32)(lambda s, v: s * v),
+                                  (a, x))
+  return products, fedjit.federated_sum(products), fedjit.federated_sum(a), a
+
+
+def test_all_equal_client_parameter(backend):
+  assert str(_scale_by_shared.type_signature) == (
+      "(<a=float32@CLIENTS,x={float32}@CLIENTS> -> "
+      "<{float32}@CLIENTS,float32@SERVER,float32@SERVER,float32@CLIENTS>)")
+  products, total, shared_total, shared = _scale_by_shared(2.5, [1.0, 2.0, 4.0])
+  _close_lists(products, [2.5, 5.0, 10.0])
+  _close(total, 17.5)
+  _close(shared_total, 7.5)  # 2.5 on each of the 3 clients
+  _close(shared, 2.5)
+
+
 # ----------------------------------------------------- federated_broadcast
 
 @fedjit.jax_computation(VEC, VEC)
@@ -327,6 +372,55 @@ def test_federated_aggregate(backend):
   x64 = x.astype(np.float64)
   _close(mean, x64.mean(axis=0))
   _close(max_abs, np.abs(x64).max())
+
+
+# Accumulator: (sum of the values, number of clients, number of merges).
+def _counting_accumulate(acc, x):
+  total, clients, merges = acc
+  return total + x, clients + 1, merges
+
+
+def _counting_merge(a, b):
+  return a[0] + b[0], a[1] + b[1], a[2] + b[2] + 1
+
+
+def _merge_keeping_first(a, b):
+  return a  # a wrong merge: drops the second group
+
+
+_COUNT_ZERO = (np.float32(0.0), np.int32(0), np.int32(0))
+
+
+@fedjit.federated_computation(_at_clients(F32))
+def _aggregate_counting_merges(x):
+  return fedjit.federated_aggregate(x, _COUNT_ZERO, _counting_accumulate,
+                                    _counting_merge, lambda acc: acc)
+
+
+@fedjit.federated_computation(_at_clients(F32))
+def _aggregate_with_wrong_merge(x):
+  return fedjit.federated_aggregate(x, _COUNT_ZERO, _counting_accumulate,
+                                    _merge_keeping_first, lambda acc: acc)
+
+
+@pytest.mark.parametrize("num_clients, merges", [(1, 0), (2, 1), (5, 1)])
+def test_federated_aggregate_merges_separately_accumulated_groups(backend, num_clients,
+                                                                  merges):
+  # As in TFF: groups of clients are accumulated from `zero` separately,
+  # then merged; here the first ceil(n/2) clients and the rest.
+  x = [2.0 ** i for i in range(num_clients)]
+  total, clients, merged = _aggregate_counting_merges(x)
+  _close(total, 2.0 ** num_clients - 1.0)
+  assert int(clients) == num_clients
+  assert int(merged) == merges
+
+
+def test_federated_aggregate_result_depends_on_merge(backend):
+  # Clients 0-2 (1 + 2 + 4) form the first group, 3-4 (8 + 16) the second;
+  # a merge that drops the second group loses them.
+  total, clients, _ = _aggregate_with_wrong_merge([1.0, 2.0, 4.0, 8.0, 16.0])
+  _close(total, 7.0)
+  assert int(clients) == 3
 
 
 # --------------------------------------------------- federated_secure_sum
@@ -635,6 +729,51 @@ def test_reduce_without_mask_sees_padding_of_partial_batches():
   # Client 1 has only full batches; client 0 ends with a batch of 2 (padded to 4).
   np.testing.assert_allclose(got[1], expected[1], rtol=1e-6, atol=1e-6)
   assert not np.allclose(got[0], expected[0], rtol=1e-4, atol=1e-4)
+
+
+def _rows_plus_one(acc, batch):
+  return acc + jnp.sum(batch + 1.0)
+
+
+def _rows_plus_one_masked(acc, batch, mask):
+  return acc + jnp.sum(jnp.sum(batch + 1.0, axis=1) * mask)
+
+
+@fedjit.federated_computation(_at_clients(SEQ))
+def _reduce_with_and_without_mask(data):
+  return (fedjit.sequence_reduce(data, np.float32(0), _rows_plus_one_masked, with_mask=True),
+          fedjit.sequence_reduce(data, np.float32(0), _rows_plus_one))
+
+
+def test_sequence_reduce_with_mask_is_exact_on_every_backend(backend):
+  data = _batches(BATCH_ROWS, seed=25)
+  masked, _ = _reduce_with_and_without_mask(data)
+  # Σ over real rows of (Σ row + DIM), in float64.
+  expected = [sum(b.astype(np.float64).sum() + DIM * len(b) for b in c) for c in data]
+  _close_lists(masked, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", VECTORIZED)
+def test_sequence_reduce_with_mask_vectorized_matches_reference(name):
+  data = _batches(BATCH_ROWS, seed=26)
+  with fedjit.backend("reference"):
+    expected_masked, expected_unmasked = _reduce_with_and_without_mask(data)
+  backend_name, options = BACKENDS[name]
+  with fedjit.backend(backend_name, **options):
+    masked, unmasked = _reduce_with_and_without_mask(data)
+  _close_lists(masked, expected_masked)
+  # Contrast: without the mask, the 2 padded rows of client 0's last batch
+  # (2 rows, padded to 4) each add DIM.
+  _close(unmasked[0] - expected_unmasked[0], 2 * DIM)
+
+
+def test_sequence_reduce_with_mask_on_a_sequence_in_a_jax_computation(backend):
+  @fedjit.jax_computation(SEQ)
+  def count_rows(ds):
+    return fedjit.sequence_reduce(ds, np.float32(0), lambda n, b, m: n + jnp.sum(m),
+                                  with_mask=True)
+  data = _batches([[4, 4, 2]], seed=27)[0]
+  _close(count_rows(data), 10.0)
 
 
 # ------------------------------------------------------------- structures

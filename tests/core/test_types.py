@@ -117,3 +117,11 @@ def test_federated_type_checks_its_arguments():
     FederatedType(FederatedType(np.float32, SERVER), CLIENTS)
   with pytest.raises(TypeError, match="must be tensors or structures"):
     SequenceType(FederatedType(np.float32, SERVER))
+
+
+def test_an_int_shape_means_a_vector():
+  # As in TFF: TensorType(np.float32, 3) is float32[3].
+  assert TensorType(np.float32, 3) == TensorType(np.float32, [3])
+  assert str(TensorType(np.int32, np.int64(5))) == "int32[5]"
+  with pytest.raises(TypeError, match="use \\(\\) for a scalar"):
+    TensorType(np.float32, None)

@@ -52,6 +52,16 @@ class Backend:
   name: str
 
   def run(self, comp: Computation, args: tuple) -> Any:
+    """Runs `comp` on Python arguments, one per parameter; returns the result
+    as Python values (`{T}@CLIENTS` results as lists).
+
+    Calling a computation, `comp(*args)`, ends here on the current backend;
+    call `run` directly to use a backend without selecting it.
+
+    Example:
+      >>> fedjit.ReferenceBackend().run(get_average_temperature, ([68.5, 70.3, 69.8],))
+      np.float32(69.53334)
+    """
     raise NotImplementedError
 
 
@@ -112,7 +122,14 @@ def _need_clients(n: int | None, what: str) -> int:
 
 
 class ReferenceOps(Ops):
-  """Client-by-client Python implementation of every intrinsic."""
+  """Client-by-client Python implementation of every intrinsic.
+
+  A `{T}@CLIENTS` value is a list with one member per client. Without any
+  `{T}@CLIENTS` argument the number of clients is unknown (`n` is None):
+  CLIENTS values, all equal then, are one-member lists standing for every
+  client, and intrinsics that need the number of clients raise, as on the
+  vectorized backend.
+  """
 
   def __init__(self, num_clients: int | None):
     self.n = num_clients
@@ -132,13 +149,18 @@ class ReferenceOps(Ops):
       return select_field(st, value, index)
     return select_field(source_type, value, index)
 
+  def _everywhere(self, v) -> list:
+    """An all-equal CLIENTS value: one member per client (one for all if the
+    number of clients is unknown)."""
+    return [v] * (self.n if self.n is not None else 1)
+
   def federated_value(self, node, v):
     if node.type.placement == SERVER:
       return v
-    return [v] * _need_clients(self.n, "federated_value(..., CLIENTS)")
+    return self._everywhere(v)
 
   def federated_broadcast(self, node, v):
-    return [v] * _need_clients(self.n, "federated_broadcast")
+    return self._everywhere(v)
 
   def federated_zip(self, node, v):
     st = node.type.member
@@ -155,6 +177,10 @@ class ReferenceOps(Ops):
 
   def federated_mean(self, node, v, w=None):
     # Plain sequential arithmetic in the values' own dtype: sum(w_i v_i) / sum(w_i).
+    # (Unweighted, the mean of an all-equal value is that value, so an unknown
+    # number of clients does not matter.)
+    if w is not None:
+      _need_clients(self.n, "federated_mean with weights")
     def mean(*xs):
       dtype = np.asarray(xs[0]).dtype
       if w is None:
@@ -166,10 +192,12 @@ class ReferenceOps(Ops):
     return jax.tree_util.tree_map(mean, *v)
 
   def federated_sum(self, node, v):
+    _need_clients(self.n, "federated_sum")
     return jax.tree_util.tree_map(
         lambda *xs: jnp.asarray(functools.reduce(np.add, [np.asarray(x) for x in xs])), *v)
 
   def federated_secure_sum(self, node, v):
+    _need_clients(self.n, "federated_secure_sum")
     modulus = 2 ** node.attrs["bitwidth"]
 
     def modsum(*xs):
@@ -179,10 +207,27 @@ class ReferenceOps(Ops):
     return jax.tree_util.tree_map(modsum, *v)
 
   def federated_aggregate(self, node, v, zero):
-    acc = zero
-    for i, m in enumerate(v):
-      acc = _run_python(node.attrs["accumulate"], (acc, m), i)
+    # As in TFF: groups of clients are accumulated separately, each from
+    # `zero`, and the partial accumulators merged. Two groups, the first
+    # ceil(n/2) clients and the rest, as on the vectorized backend.
+    _need_clients(self.n, "federated_aggregate")
+    accumulate = node.attrs["accumulate"]
+
+    def fold(first: int, members: list):
+      acc = zero
+      for i, m in enumerate(members, first):
+        acc = _run_python(accumulate, (acc, m), i)
+      return acc
+    half = _first_group(len(v))
+    acc = fold(0, v[:half])
+    if half < len(v):
+      acc = _run_python(node.attrs["merge"], (acc, fold(half, v[half:])), None)
     return _run_python(node.attrs["report"], acc, None)
+
+
+def _first_group(n: int) -> int:
+  """federated_aggregate's first group of clients: the first ceil(n/2)."""
+  return (n + 1) // 2
 
 
 def _run_python(fn: JaxComputation, arg, client: int | None):
@@ -217,10 +262,34 @@ class ReferenceBackend(Backend):
     with executing():
       if isinstance(comp, FederatedComputation):
         n = _num_clients(types, reps, len)
+        reps = [_replicate(t, r, n) for t, r in zip(types, reps)]
+        result = comp.type_signature.result
+        if n is None and _has_client_values(result):
+          _need_clients(n, f"returning a value of type {result}")
         out = evaluate(comp.graph, reps, ReferenceOps(n))
       else:
         out = comp.fn(*reps)
     return _values.from_reference(comp.type_signature.result, out)
+
+
+def _replicate(t: Type, rep, n: int | None):
+  """An all-equal `T@CLIENTS` argument (given once) as the reference
+  backend's list with one member per client."""
+  if isinstance(t, FederatedType):
+    if t.placement == CLIENTS and t.all_equal:
+      return [rep] * (n if n is not None else 1)
+    return rep
+  if isinstance(t, StructType) and _values._has_federated(t):
+    return build_container(t, [_replicate(ft, r, n)
+                               for ft, r in zip(t.types(), struct_fields(t, rep))])
+  return rep
+
+
+def _has_client_values(t: Type) -> bool:
+  """Whether `t` holds a `{T}@CLIENTS` value (one member per client)."""
+  if isinstance(t, FederatedType):
+    return t.placement == CLIENTS and not t.all_equal
+  return isinstance(t, StructType) and any(_has_client_values(e) for e in t.types())
 
 
 # ----------------------------------------------------------------- vectorized
@@ -440,9 +509,10 @@ class VectorizedOps(Ops):
         if kind == "federated_sum":
           parts.append(value)
         else:
-          w = jnp.float32(1.0) if wpath is None else _at(result_type, out, wpath).astype(
-              jnp.float32)
-          parts.append((jax.tree_util.tree_map(lambda x: w * x.astype(jnp.float32), value), w))
+          w = jnp.float32(1.0) if wpath is None else _at(result_type, out, wpath)
+          w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+          # float32 sums, or float64 for 64-bit values (in 64-bit mode).
+          parts.append((jax.tree_util.tree_map(lambda x: _weighted(w, x), value), w))
       return parts
 
     def add(a, b):
@@ -450,13 +520,22 @@ class VectorizedOps(Ops):
 
     parts = v.parts if isinstance(v, BucketedClients) else [v]
     valids = v.valid if isinstance(v, BucketedClients) else [None]
-    totals = None
-    for part, valid in zip(parts, valids):
-      if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
-        part_totals = self._sharded_totals(fn, part, contributions, valid)
-      else:
-        part_totals = self._fused_totals(fn, part, contributions, valid)
-      totals = part_totals if totals is None else add(totals, part_totals)
+    if isinstance(v, Clients) and self.n is None and not any(
+        jax.tree_util.tree_leaves(v.mapped)):
+      # No {T}@CLIENTS argument: all clients alike, their number unknown. As
+      # unfused, an unweighted mean is the value itself; the rest need n.
+      for kind, _, wpath in reductions:
+        if kind != "federated_mean" or wpath is not None:
+          _need_clients(None, kind if wpath is None else "federated_mean with weights")
+      totals = contributions(fn.invoke(_resolve(v.value)))
+    else:
+      totals = None
+      for part, valid in zip(parts, valids):
+        if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
+          part_totals = self._sharded_totals(fn, part, contributions, valid)
+        else:
+          part_totals = self._fused_totals(fn, part, contributions, valid)
+        totals = part_totals if totals is None else add(totals, part_totals)
 
     leaves, treedef = jax.tree_util.tree_flatten(parts[0].value)
     flags = jax.tree_util.tree_leaves(parts[0].mapped)
@@ -558,13 +637,15 @@ class VectorizedOps(Ops):
       def leaf(x, f):
         return jnp.mean(x, axis=0).astype(x.dtype) if f else x
       return jax.tree_util.tree_map(leaf, v.value, v.mapped)
-    weights = self._materialize(w, "federated_mean").astype(jnp.float32)
-    total = jnp.sum(weights)
+    w = self._materialize(w, "federated_mean")
 
     def wleaf(x, f):
       if not f:
         return x
-      return (jnp.tensordot(weights, x.astype(jnp.float32), axes=1) / total).astype(x.dtype)
+      # float32 arithmetic, or float64 for 64-bit values (in 64-bit mode).
+      dtype = jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
+      weights = w.astype(dtype)
+      return (jnp.tensordot(weights, x.astype(dtype), axes=1) / jnp.sum(weights)).astype(x.dtype)
     return jax.tree_util.tree_map(wleaf, v.value, v.mapped)
 
   def federated_sum(self, node, v):
@@ -589,13 +670,30 @@ class VectorizedOps(Ops):
     return jax.tree_util.tree_map(leaf, x)
 
   def federated_aggregate(self, node, v, zero):
+    # The first ceil(n/2) clients and the rest are accumulated separately,
+    # each from `zero`, and merged (as on the reference backend).
     x = self._materialize(v, "federated_aggregate")
+    n = _need_clients(self.n, "federated_aggregate")
     acc_fn = node.attrs["accumulate"]
+    zero = jax.tree_util.tree_map(jnp.asarray, zero)
 
     def body(acc, xi):
       return like(acc_fn.invoke((acc, xi)), acc, "federated_aggregate's accumulate"), None
-    acc, _ = jax.lax.scan(body, zero, x)
+
+    def fold(part):
+      return jax.lax.scan(body, zero, part)[0]
+    half = _first_group(n)
+    acc = fold(jax.tree_util.tree_map(lambda a: a[:half], x))
+    if half < n:
+      rest = fold(jax.tree_util.tree_map(lambda a: a[half:], x))
+      acc = like(node.attrs["merge"].invoke((acc, rest)), acc, "federated_aggregate's merge")
     return node.attrs["report"].invoke(acc)
+
+
+def _weighted(w, x):
+  """w * x in float32, or in float64 for 64-bit values (in 64-bit mode)."""
+  dtype = jnp.promote_types(jnp.promote_types(w.dtype, x.dtype), jnp.float32)
+  return w.astype(dtype) * x.astype(dtype)
 
 
 def _shard_map(f, mesh, in_specs, out_specs):

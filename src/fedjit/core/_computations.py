@@ -53,6 +53,14 @@ class Computation:
 
   @property
   def type_signature(self) -> FunctionType:
+    """The computation's `FunctionType`: `(parameter -> result)`.
+
+    Example:
+      >>> str(get_average_temperature.type_signature)
+      '({float32}@CLIENTS -> float32@SERVER)'
+      >>> str(get_average_temperature.type_signature.result)
+      'float32@SERVER'
+    """
     raise NotImplementedError
 
   def __repr__(self) -> str:
@@ -78,9 +86,50 @@ def _positional_params(fn: Callable) -> list[str]:
   return names
 
 
+_WIDE_DTYPES = (np.dtype(np.int64), np.dtype(np.uint64), np.dtype(np.float64),
+                np.dtype(np.complex128))
+
+
+def _tensor_types(t: Type | None) -> list[TensorType]:
+  """Every tensor type inside `t` (through placements, structures, sequences)."""
+  if t is None:
+    return []
+  if isinstance(t, TensorType):
+    return [t]
+  if isinstance(t, FederatedType):
+    return _tensor_types(t.member)
+  if isinstance(t, SequenceType):
+    return _tensor_types(t.element)
+  if isinstance(t, FunctionType):
+    return _tensor_types(t.parameter) + _tensor_types(t.result)
+  return [leaf for e in t.types() for leaf in _tensor_types(e)]
+
+
+def check_64_bit(fn_name: str, types: list[Type]) -> None:
+  """Raises if a declared type is 64-bit while JAX's 64-bit mode is off.
+
+  JAX would otherwise compute in 32 bits without a word (an int64 sum of
+  2**40 and 1 would give 1).
+  """
+  if jax.config.jax_enable_x64:
+    return
+  for t in types:
+    wide = sorted({l.dtype.name for l in _tensor_types(t) if l.dtype in _WIDE_DTYPES})
+    if wide:
+      raise FederatedTypeError(
+          f"'{fn_name}' declares the type {t}, which holds 64-bit values "
+          f"({', '.join(wide)}), but JAX's 64-bit mode is off, so JAX would "
+          f"silently compute in 32 bits (an int64 sum of 2**40 and 1 would give 1). "
+          f"Enable 64-bit mode before declaring the computation, with "
+          f"jax.config.update('jax_enable_x64', True) at the start of the program "
+          f"(or the environment variable JAX_ENABLE_X64=1), or declare 32-bit "
+          f"types (np.float32, np.int32).")
+
+
 def _param_types(fn_name: str, names: list[str], types: tuple) -> list[Type]:
   """One type per Python parameter, from the decorator's arguments."""
   types = [to_type(t) for t in types]
+  check_64_bit(fn_name, types)
   if len(types) == len(names):
     return types
   if len(types) == 1 and isinstance(types[0], StructType) and len(types[0]) == len(names):
@@ -170,10 +219,29 @@ class JaxComputation(Computation):
 
   @property
   def polymorphic(self) -> bool:
+    """True if declared without parameter types: they are inferred from the
+    value it is applied to (see `concretize`).
+
+    Example:
+      >>> @fedjit.jax_computation
+      ... def double(x):
+      ...   return x * 2
+      >>> double.polymorphic
+      True
+    """
     return self._param_types is None
 
   @property
   def num_params(self) -> int:
+    """The number of parameters of the Python function.
+
+    Example:
+      >>> @fedjit.jax_computation(np.float32, np.float32)
+      ... def add(a, b):
+      ...   return a + b
+      >>> add.num_params
+      2
+    """
     return len(self.param_names)
 
   def _infer_signature(self, param_types: list[Type]) -> FunctionType:
@@ -198,6 +266,8 @@ class JaxComputation(Computation):
 
   @property
   def type_signature(self) -> FunctionType:
+    """See `Computation.type_signature`; unknown for a polymorphic computation
+    until it is applied (a TypeError says so)."""
     if self._type_signature is None:
       raise TypeError(
           f"jax_computation '{self.name}' was declared without parameter types, so "
@@ -274,13 +344,19 @@ def _trace_call(builder: _ir.Builder, comp: JaxComputation, args) -> _ir.Federat
   if len(args) != comp.num_params:
     raise TypeError(f"'{comp.name}' takes {comp.num_params} argument(s), got {len(args)}.")
   values = [builder.value(a, f"argument of '{comp.name}'") for a in args]
-  for v in values:
+  for i, v in enumerate(values):
     if not check_no_placement_in(v.type):
+      if comp.polymorphic:
+        member = v.type.member if isinstance(v.type, FederatedType) else None
+        expected = "an unplaced value" + (f" (such as {member})" if member else "")
+      else:
+        expected = f"the unplaced type {comp._param_types[i]}"
+      which = "an argument" if comp.num_params == 1 else f"its argument '{comp.param_names[i]}'"
       raise PlacementError(
-          f"'{comp.name}' is a jax_computation and takes unplaced values, but was "
-          f"given a value of type {v.type}. Apply it to placed values with "
-          f"fedjit.federated_map({comp.name}, value), which runs it where the "
-          f"value is placed.")
+          f"'{comp.name}' is a jax_computation and expects {which} of {expected}, "
+          f"but was given {v.type}. Apply it to placed values with "
+          f"fedjit.federated_map({comp.name}, value), which runs it on each "
+          f"member where the value is placed.")
   if not values:
     arg_index, arg_type = [], None
   elif len(values) == 1:
@@ -375,6 +451,7 @@ class FederatedComputation(Computation):
 
   @property
   def type_signature(self) -> FunctionType:
+    """See `Computation.type_signature`."""
     return self._type_signature
 
   @property

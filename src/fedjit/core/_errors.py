@@ -26,6 +26,14 @@ class FederatedOperationError(TypeError):
   """A JAX/NumPy/Python operation was applied to a federated value directly."""
 
 
+class FederatedAttributeError(FederatedOperationError, AttributeError):
+  """An attribute such as `.shape` was read from a federated value.
+
+  Also an AttributeError, so that `hasattr` and `getattr(x, name, default)`
+  keep working on federated values.
+  """
+
+
 class ClientComputationError(RuntimeError):
   """An error raised inside one client's computation (reference backend).
 

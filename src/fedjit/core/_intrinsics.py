@@ -73,7 +73,10 @@ def _as_computation(fn: Any, name: str) -> Computation:
 def federated_value(value: Any, placement: Placement) -> _ir.FederatedValue:
   """Places an unplaced value at `placement`, the same for every member.
 
-  Returns `T@SERVER`, or `T@CLIENTS` (all clients hold the same value).
+  Returns `T@SERVER`, or `T@CLIENTS` (all clients hold the same value). At
+  CLIENTS the number of clients comes from the computation's `{T}@CLIENTS`
+  arguments; without any, the value can still be returned, mapped and
+  averaged, but `federated_sum` and the like raise (they need the count).
 
   Example:
     >>> @fedjit.federated_computation
@@ -281,9 +284,14 @@ def federated_aggregate(value: _ir.FederatedValue, zero: Any, accumulate: Any,
                         merge: Any, report: Any) -> _ir.FederatedValue:
   """A general aggregation of client values into a server value.
 
-  Starting from `zero` (an accumulator of type A), each client's value is
-  folded in with `accumulate(A, T) -> A`; partial accumulators combine with
-  `merge(A, A) -> A`; `report(A) -> R` gives the result `R@SERVER`.
+  As in TFF, groups of clients are accumulated separately, each starting
+  from `zero` (an accumulator of type A) and folding in its clients' values
+  with `accumulate(A, T) -> A`; the partial accumulators combine with
+  `merge(A, A) -> A`, and `report(A) -> R` gives the result `R@SERVER`. Both
+  backends use two groups, the first ceil(n/2) clients and the rest, so
+  `merge` must combine partial results correctly (with `zero` as its
+  identity); how clients are grouped may change, so results should not
+  depend on it.
 
   Example:
     >>> total = fedjit.federated_aggregate(values, np.float32(0), add, add, identity)
@@ -355,17 +363,33 @@ def _sequence_op(name: str, value: Any, body: Callable, extra: Any = None):
   return comp(v)
 
 
-def sequence_reduce(value: Any, zero: Any, op: Any) -> Any:
+def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) -> Any:
   """Folds `op(accumulator, element) -> accumulator` over a sequence.
 
   Works on a `Sequence` inside a jax computation, and on (placed) sequence
-  values inside a federated computation.
+  values inside a federated computation (`{T*}@CLIENTS -> {A}@CLIENTS`).
+
+  Args:
+    value: a sequence, or a federated sequence.
+    zero: the initial accumulator (an unplaced value).
+    op: `op(accumulator, element) -> accumulator`; with `with_mask=True`,
+      `op(accumulator, element, mask) -> accumulator`.
+    with_mask: pass `op` the mask of real examples (see `Sequence.reduce`):
+      for batches, a float32 vector with 1.0 for each real row and 0.0 for
+      padding. The vectorized backend pads a smaller last batch to the full
+      batch size, so an `op` that ignores the mask sees those padded rows;
+      one that weights rows by the mask gets the reference result in every
+      case. On the reference backend the mask is all ones.
 
   Example:
     >>> total = fedjit.sequence_reduce(client_data, np.float32(0), add)
+    >>> examples = fedjit.sequence_reduce(
+    ...     client_batches, np.float32(0), lambda n, batch, mask: n + jnp.sum(mask),
+    ...     with_mask=True)
   """
   fn = op.fn if isinstance(op, JaxComputation) else op
-  return _sequence_op("sequence_reduce", value, lambda s, z: s.reduce(z, fn), zero)
+  return _sequence_op("sequence_reduce", value,
+                      lambda s, z: s.reduce(z, fn, with_mask=with_mask), zero)
 
 
 def sequence_map(fn: Any, value: Any, *, with_mask: bool = False) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fedjit.core._errors import FederatedOperationError
+from fedjit.core._errors import FederatedAttributeError, FederatedOperationError
 from fedjit.core._types import (FederatedType, StructType, Type, infer_type,
                                 to_type)
 
@@ -167,14 +167,16 @@ def _contains_value(x) -> bool:
   return False
 
 
-def _misuse(value: "FederatedValue", what: str) -> FederatedOperationError:
-  return FederatedOperationError(
-      f"Cannot apply {what} to the value of type {value.type} inside the federated "
-      f"computation '{value._builder.name}': federated computations combine values "
-      f"only with intrinsics (fedjit.federated_map, federated_mean, ...). Move "
-      f"the JAX/NumPy code into a @fedjit.jax_computation and apply it with "
-      f"fedjit.federated_map (for placed values) or by calling it (for unplaced "
-      f"ones).")
+def _misuse(value: "FederatedValue", what: str, error: type = FederatedOperationError,
+            doing: str | None = None, detail: str = "") -> FederatedOperationError:
+  """The error for `what` (e.g. "the operator `+`") applied to a federated value."""
+  return error(
+      f"Cannot {doing or 'apply ' + what + ' to'} the value of type {value.type}{detail} "
+      f"inside the federated computation '{value._builder.name}': federated "
+      f"computations combine values only with intrinsics (fedjit.federated_map, "
+      f"federated_mean, ...). Move the JAX/NumPy code into a @fedjit.jax_computation "
+      f"and apply it with fedjit.federated_map (for placed values) or by calling it "
+      f"(for unplaced ones).")
 
 
 class FederatedValue:
@@ -226,16 +228,19 @@ class FederatedValue:
     return self._builder.add("select", [self.index], t, index=index)
 
   def __getattr__(self, name: str):
+    # Reached only for names that are not attributes of FederatedValue itself
+    # (`type`, `type_signature`, `index`): struct fields, or misuse such as
+    # `x.shape`. The error is also an AttributeError, so hasattr() works.
     if name.startswith("_"):
       raise AttributeError(name)
-    try:
-      st = self._struct()
-    except FederatedOperationError:
-      raise AttributeError(
-          f"A federated value of type {self.type} has no attribute {name!r}.") from None
-    if name in st.names():
+    t = self.type.member if isinstance(self.type, FederatedType) else self.type
+    if isinstance(t, StructType) and name in t.names():
       return self[name]
-    raise AttributeError(f"{self.type} has no field {name!r}.")
+    fields = ""
+    if isinstance(t, StructType):
+      fields = f" (its fields are {[n for n in t.names() if n is not None]})"
+    raise _misuse(self, f"`.{name}`", FederatedAttributeError,
+                  doing=f"read the attribute `.{name}` of", detail=fields)
 
   def __len__(self) -> int:
     return len(self._struct())

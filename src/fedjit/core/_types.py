@@ -79,18 +79,24 @@ class TensorType(Type):
 
   Args:
     dtype: a NumPy/JAX dtype or its name.
-    shape: a sequence of ints or `None` (unknown size); `()` for scalars.
+    shape: a sequence of ints or `None` (unknown size); `()` for scalars. A
+      single int `n` means the vector shape `[n]`, as in TFF.
 
   Example:
     >>> import numpy as np, fedjit
     >>> str(fedjit.TensorType(np.int32, [None, 1]))
     'int32[?,1]'
+    >>> str(fedjit.TensorType(np.float32, 3))
+    'float32[3]'
   """
 
-  def __init__(self, dtype, shape: Iterable[int | None] = ()):
+  def __init__(self, dtype, shape: "Iterable[int | None] | int" = ()):
     self.dtype = _dtype(dtype)
     if shape is None:
-      raise TypeError("TensorType shape must be a sequence; use () for a scalar.")
+      raise TypeError("TensorType shape must be a sequence; use () for a scalar, or "
+                      "[None] for a vector of unknown size.")
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+      shape = (int(shape),)
     dims = []
     for d in tuple(shape):
       if d is None:
@@ -158,9 +164,23 @@ class StructType(Type):
     return self._items
 
   def names(self) -> tuple[str | None, ...]:
+    """The field names, in order (`None` for an unnamed field).
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.StructType([('a', np.int32), np.float32]).names()
+      ('a', None)
+    """
     return tuple(n for n, _ in self._items)
 
   def types(self) -> tuple[Type, ...]:
+    """The field types, in order.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> [str(t) for t in fedjit.StructType([('a', np.int32), np.float32]).types()]
+      ['int32', 'float32']
+    """
     return tuple(t for _, t in self._items)
 
   def __len__(self) -> int:
@@ -178,6 +198,16 @@ class StructType(Type):
     return self._items[key][1]
 
   def index_of(self, name: str) -> int:
+    """The position of the field called `name`.
+
+    Raises:
+      KeyError: there is no such field (the message lists the fields).
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.StructType([('a', np.int32), ('b', np.float32)]).index_of('b')
+      1
+    """
     for i, (n, _) in enumerate(self._items):
       if n == name:
         return i

@@ -659,6 +659,27 @@ def _stack(members: list, xp=np):
   return jax.tree_util.tree_map(lambda *xs: xp.stack(xs), *members)
 
 
+def _check_same_shapes(t: FederatedType, members: list, what: str) -> None:
+  """Raises if clients' values of a `{T}@CLIENTS` type (not a sequence)
+  differ in shape: they are stacked along a client axis."""
+  leaf_types = _leaf_types(t.member)
+  first = [tuple(np.shape(l)) for l in jax.tree_util.tree_leaves(members[0])]
+  for i, m in enumerate(members[1:], 1):
+    shapes = [tuple(np.shape(l)) for l in jax.tree_util.tree_leaves(m)]
+    for j, (a, b) in enumerate(zip(first, shapes)):
+      if a == b:
+        continue
+      part = f" (its {leaf_types[j]} part)" if len(leaf_types) > 1 else ""
+      raise FederatedTypeError(
+          f"Expected clients' values of {t}{' for ' + what if what else ''} to have "
+          f"one shape on the vectorized backend, which stacks them along a client "
+          f"axis, but client 0 has shape {list(a)} and client {i} has shape "
+          f"{list(b)}{part}. For data whose size differs between clients, declare a "
+          f"sequence (fedjit.SequenceType(...): one element per example or batch), "
+          f"which the vectorized backend pads and masks; or run this computation "
+          f"on the reference backend: `with fedjit.backend('reference'): ...`.")
+
+
 def _vec_member(t: Type, normalized: Any, xp=np) -> Any:
   if isinstance(t, SequenceType):
     padded = pad_sequences(t.element, [normalized], xp)
@@ -681,6 +702,7 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
       if xp is np:
         return pad_clients(t.member.element, members)
       return pad_sequences(t.member.element, members, xp)
+    _check_same_shapes(t, members, what)
     return _stack(members, xp)
   if isinstance(t, StructType) and _has_federated(t):
     fields = struct_fields(t, value)
