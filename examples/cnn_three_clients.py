@@ -10,9 +10,10 @@ On fedjit that loop is `build_unweighted_fed_avg` with the server optimizer
 SGD(1.0): the clients' deltas `w - wᵢ` are averaged with equal weights and
 applied as `w ← w - mean(w - wᵢ) = mean(wᵢ)`, exactly the blog's averaging.
 Each client's Adam state starts afresh every round, as the blog's freshly
-built local models do. (fedjit converts Keras's Adam to `optax.adam`, which
-adds epsilon after bias correction, so steps on tiny gradients differ a
-little from Keras's; tests/test_seed_examples.py tracks this.) The blog's
+built local models do, and fedjit converts Keras's Adam operation for
+operation (tests/test_seed_examples.py checks a round against the blog's
+Keras `fit` loop). The blog's `model.compile(...)` line stays: fedjit calls
+the model statelessly and ignores what `compile` sets up. The blog's
 "Training on client k" lines are gone: all clients train inside one
 compiled round.
 
@@ -32,6 +33,7 @@ import numpy as np
 
 import fedjit  # imported before keras: fedjit selects Keras's JAX backend
 import keras
+from keras import layers, models
 
 NUM_CLASSES = 10
 BATCH_SIZE = 32
@@ -78,17 +80,18 @@ def batches(x, y, batch_size=BATCH_SIZE, rng=None):
 
 
 def create_model():
-  """The blog's CNN (Keras 3 takes the input shape from an `Input` layer)."""
-  return keras.models.Sequential([
-      keras.layers.Input(shape=(32, 32, 3)),
-      keras.layers.Conv2D(32, (3, 3), activation='relu'),
-      keras.layers.MaxPooling2D((2, 2)),
-      keras.layers.Conv2D(64, (3, 3), activation='relu'),
-      keras.layers.MaxPooling2D((2, 2)),
-      keras.layers.Flatten(),
-      keras.layers.Dense(64, activation='relu'),
-      keras.layers.Dense(10, activation='softmax'),
+  """The blog's CNN, compiled as the blog compiles it."""
+  model = models.Sequential([
+      layers.Conv2D(32, (3, 3), activation='relu', input_shape=(32, 32, 3)),
+      layers.MaxPooling2D((2, 2)),
+      layers.Conv2D(64, (3, 3), activation='relu'),
+      layers.MaxPooling2D((2, 2)),
+      layers.Flatten(),
+      layers.Dense(64, activation='relu'),
+      layers.Dense(10, activation='softmax')
   ])
+  model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+  return model
 
 
 def model_fn():
@@ -113,8 +116,8 @@ def build_process(model):
 
 
 def main(rounds: int = 10, examples_per_client: int = 96, num_clients: int = 3,
-         test_examples: int = 500, seed: int = 0) -> list[float]:
-  """Runs `rounds` rounds of federated training; returns the test accuracies.
+         test_examples: int = 500, seed: int = 0) -> list[tuple[float, float]]:
+  """Runs `rounds` rounds of federated training; returns the test (loss, accuracy).
 
   Args:
     rounds: the number of federated rounds (one local epoch each).
@@ -124,7 +127,8 @@ def main(rounds: int = 10, examples_per_client: int = 96, num_clients: int = 3,
     seed: the seed of the data, the shuffling and Keras's initializers.
 
   Returns:
-    The global model's test accuracy after each round.
+    The global model's test `(loss, accuracy)` after each round, as the
+    blog's `global_model.evaluate` gives them.
   """
   keras.utils.set_random_seed(seed)
   x_train, y_train = make_cifar10_like(examples_per_client * num_clients, seed)
@@ -139,17 +143,17 @@ def main(rounds: int = 10, examples_per_client: int = 96, num_clients: int = 3,
 
   state = trainer.initialize()
   shuffle = np.random.default_rng(seed)
-  accuracies = []
+  history = []
   for round_num in range(rounds):
     print(f"Round {round_num + 1}/{rounds}")
     train_data = [batches(x, y, rng=shuffle) for x, y in client_data]
     state, _ = trainer.next(state, train_data)
     metrics = fedjit.learning.evaluate(model, trainer.get_model_weights(state),
                                        test_batches)
-    accuracy = float(metrics['accuracy'])
+    loss, accuracy = float(metrics['loss']), float(metrics['accuracy'])
     print(f"Global model accuracy after round {round_num + 1}: {accuracy:.4f}")
-    accuracies.append(accuracy)
-  return accuracies
+    history.append((loss, accuracy))
+  return history
 
 
 if __name__ == "__main__":

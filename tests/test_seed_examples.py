@@ -1,5 +1,6 @@
-"""The seed 004 (Keras linear regression) and seed 001 (three-client CNN)
-examples run, print the seeds' lines, learn, and compute what the seeds compute."""
+"""The seed 003 (TFF's front-page Keras program), seed 004 (Keras linear
+regression) and seed 001 (three-client CNN) examples run, print the seeds'
+lines, learn, and compute what the seeds compute."""
 
 import re
 
@@ -17,6 +18,36 @@ _NUMBER = r"(?:np\.\w+\()?([-+0-9.e]+)\)?"
 def _printed(line, name):
   """The value of metric `name` in a printed metrics dict."""
   return float(re.search(rf"'{name}': {_NUMBER}", line).group(1))
+
+
+# ---------------------------------------- seed 003: TFF's front-page program
+
+def test_emnist_keras_fedavg_prints_accuracy_and_learns(capsys):
+  example = load_example("emnist_keras_fedavg")
+  history = example.main(rounds=4, repeat=1)
+  lines = capsys.readouterr().out.splitlines()
+  # The seed prints metrics['client_work']['train']['accuracy'] once a round.
+  assert len(lines) == len(history) == 4
+  for line, (accuracy, _) in zip(lines, history):
+    assert float(line) == pytest.approx(accuracy, rel=1e-6)
+  accuracies, losses = zip(*history)
+  assert all(b < a for a, b in zip(losses, losses[1:])), losses
+  assert accuracies[-1] > accuracies[0] + 0.15, accuracies  # chance is 0.1
+
+
+def test_emnist_keras_fedavg_data_is_the_seeds_pipeline():
+  """Three clients of `.repeat(10).batch(20)` over flattened 784-pixel images."""
+  example = load_example("emnist_keras_fedavg")
+  assert str(example.client_data(0).element_spec) == "<float32[?,784],int32[?]>"
+  source = example.source
+  for n in range(3):
+    raw = source.create_tf_dataset_for_client(source.client_ids[n]).numpy()
+    batches = list(example.client_data(n))
+    assert [len(y) for _, y in batches[:-1]] == [20] * (len(batches) - 1)
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    np.testing.assert_array_equal(x, np.tile(raw["pixels"].reshape(-1, 784), (10, 1)))
+    np.testing.assert_array_equal(y, np.tile(raw["label"], 10))
 
 
 # ------------------------------------------------- seed 004: linear regression
@@ -75,7 +106,8 @@ def test_linear_regression_round_matches_numpy_fedavg():
 
 def test_cnn_three_clients_learns_and_prints_seed_lines(capsys):
   example = load_example("cnn_three_clients")
-  accuracies = example.main(rounds=4)
+  history = example.main(rounds=4)
+  losses, accuracies = zip(*history)
   lines = capsys.readouterr().out.splitlines()
   assert lines[:2] == ["Train shape: (288, 32, 32, 3), (288, 10)",
                        "Test shape: (500, 32, 32, 3), (500, 10)"]
@@ -86,6 +118,9 @@ def test_cnn_three_clients_learns_and_prints_seed_lines(capsys):
   assert len(accuracies) == 4
   assert accuracies[-1] >= 0.3, accuracies  # chance is 0.1
   assert accuracies[-1] > accuracies[0] + 0.15, accuracies
+  # The seed's `global_model.evaluate` loss: about ln(10) = 2.30 at chance.
+  assert all(b < a for a, b in zip(losses, losses[1:])), losses
+  assert losses[-1] < losses[0] - 0.2, losses
 
 
 def _one_round_against_keras_fits(example, process, keras_optimizer_fn):

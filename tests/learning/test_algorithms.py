@@ -171,7 +171,8 @@ def test_server_adam_is_fedadam():
   state = trainer.initialize()
   for _ in range(2):
     state = trainer.next(state, clients).state
-  # NumPy Adam (optax's form) on the FedAvg pseudo-gradients.
+  # NumPy Adam in TFF's form (epsilon added to the uncorrected sqrt(v)) on
+  # the FedAvg pseudo-gradients.
   w0, b0 = model.initial_weights.trainable["w"], model.initial_weights.trainable["b"]
   w, b = w0.astype(np.float64), b0.astype(np.float64)
   m = [np.zeros_like(w), np.zeros_like(b)]
@@ -182,8 +183,8 @@ def test_server_adam_is_fedadam():
     for i in range(2):
       m[i] = 0.9 * m[i] + 0.1 * g[i]
       v[i] = 0.999 * v[i] + 0.001 * g[i] ** 2
-    step = [0.05 * (m[i] / (1 - 0.9 ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-7)
-            for i in range(2)]
+    normalized_lr = 0.05 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+    step = [normalized_lr * m[i] / (np.sqrt(v[i]) + 1e-7) for i in range(2)]
     w, b = w - step[0], b - step[1]
   np.testing.assert_allclose(_weights(trainer, state)[0], w, atol=1e-5)
 
@@ -274,6 +275,23 @@ def test_fed_eval_and_central_evaluate_agree_with_numpy():
   central = learning.evaluate(model, weights, [bt for c in clients for bt in c])
   np.testing.assert_allclose(central["loss"], loss, atol=1e-5)
   np.testing.assert_allclose(central["accuracy"], accuracy, atol=1e-6)
+
+
+def test_evaluate_does_not_keep_models_alive():
+  import gc
+  import weakref
+  clients = _clients()
+  batches = [bt for c in clients for bt in c]
+  model = _model()
+  first = learning.evaluate(model, model.initial_weights, batches)
+  # The compiled evaluation is reused while the model lives...
+  again = learning.evaluate(model, model.initial_weights, batches)
+  assert again["loss"] == first["loss"]
+  # ...and dropped with it: no cache entry may hold the model.
+  alive = weakref.ref(model)
+  del model
+  gc.collect()
+  assert alive() is None
 
 
 def test_resume_from_checkpoint_gives_identical_weights(tmp_path):

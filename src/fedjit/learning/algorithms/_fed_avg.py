@@ -10,8 +10,8 @@ import numpy as np
 
 import fedjit
 from fedjit.core import TensorType
-from fedjit.learning.aggregators import (MeanFactory, UnweightedMeanFactory,
-                                         WeightedAggregationFactory)
+from fedjit.learning.aggregators import (MeanFactory, UnweightedAggregationFactory,
+                                         UnweightedMeanFactory, WeightedAggregationFactory)
 from fedjit.learning.models._functional import FunctionalModel
 from fedjit.learning.optimizers import build_sgdm
 from fedjit.learning.templates import (ClientWeighting, LearningProcess,
@@ -56,6 +56,24 @@ def initial_weights_fn(model: FunctionalModel):
   return initial_model_weights
 
 
+def _require_weighted(builder: str, model_aggregator: Any) -> None:
+  """TFF's check: a weighted algorithm needs a weighted aggregation factory,
+  or the clients' weights would be dropped without a word."""
+  if model_aggregator is None or isinstance(model_aggregator, WeightedAggregationFactory):
+    return
+  given = type(model_aggregator).__name__
+  if isinstance(model_aggregator, UnweightedAggregationFactory):
+    given += ", an unweighted aggregation factory,"
+  raise TypeError(
+      f"{builder} weights each client's update (by its number of examples, or by "
+      f"client_weighting), so model_aggregator must be a "
+      f"fedjit.learning.aggregators.WeightedAggregationFactory, whose "
+      f"create(value_type, weight_type) aggregates (value, weight) pairs; got "
+      f"{given} which would drop the weights. Pass a weighted factory such as "
+      f"MeanFactory(), or use build_unweighted_fed_avg(model, client_optimizer_fn, "
+      f"model_aggregator=...) to average the clients equally.")
+
+
 def _compose(model, client_work, server_optimizer, model_distributor, model_aggregator):
   weights_type = model.weights_type
   distributor = model_distributor or build_broadcast_process(weights_type)
@@ -96,13 +114,17 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
     client_weighting: `ClientWeighting.NUM_EXAMPLES` (default), `UNIFORM`, or
       a function of a client's local metrics returning its weight.
     model_distributor: a `DistributionProcess`; default broadcast.
-    model_aggregator: an aggregation factory; default `MeanFactory()`.
+    model_aggregator: a `WeightedAggregationFactory`; default `MeanFactory()`.
     metrics_aggregator: unused: metrics are always summed across clients and
       finalized at the server.
     loop_implementation: unused; accepted for TFF compatibility.
 
   Returns:
     A `LearningProcess`.
+
+  Raises:
+    TypeError: if `model_aggregator` is not a weighted aggregation factory
+      (as in TFF: an unweighted one would drop the client weights).
 
   Example:
     >>> trainer = build_weighted_fed_avg(
@@ -111,6 +133,7 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
     >>> result = trainer.next(state, train_data)
   """
   del metrics_aggregator, loop_implementation
+  _require_weighted("build_weighted_fed_avg", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(
       model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES)
@@ -150,6 +173,7 @@ def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: An
     ...                          client_optimizer_fn=build_sgdm(0.1))
   """
   del metrics_aggregator
+  _require_weighted("build_fed_prox", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(
       model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES,
@@ -170,6 +194,7 @@ def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
     >>> trainer = build_fed_sgd(model, server_optimizer_fn=build_sgdm(0.5))
   """
   del metrics_aggregator
+  _require_weighted("build_fed_sgd", model_aggregator)
   model = as_model(model)
   return _compose(model, build_fed_sgd_client_work(model),
                   server_optimizer_fn or build_sgdm(0.1), model_distributor,

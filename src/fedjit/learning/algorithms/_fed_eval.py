@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import jax
@@ -92,7 +93,23 @@ def build_fed_eval(model: Any, model_distributor: Any = None,
   return LearningProcess(initialize_fn, next_fn)
 
 
-_EVAL_CACHE: dict = {}
+# The compiled evaluation of each model, held only while the model lives: the
+# keys are weak, and the compiled function reaches its model through a weak
+# reference too (a strong one from the value would keep the key alive).
+_EVAL_CACHE: "weakref.WeakKeyDictionary[FunctionalModel, Any]" = weakref.WeakKeyDictionary()
+
+
+def _compiled_eval(model: FunctionalModel):
+  fn = _EVAL_CACHE.get(model)
+  if fn is None:
+    model_ref = weakref.ref(model)
+
+    def metrics_of(data, w):
+      m = model_ref()
+      return m.metrics_finalize(_metric_sums(m, data, w))
+
+    fn = _EVAL_CACHE[model] = jax.jit(metrics_of)
+  return fn
 
 
 def evaluate(model: Any, weights: Any, dataset: Any) -> dict:
@@ -115,10 +132,6 @@ def evaluate(model: Any, weights: Any, dataset: Any) -> dict:
   seq_type = SequenceType(model.input_spec)
   elements = normalize(seq_type, dataset, what="dataset")
   padded = jax.tree_util.tree_map(lambda x: x[0], pad_sequences(model.input_spec, [elements]))
-  key = id(model)
-  if key not in _EVAL_CACHE or _EVAL_CACHE[key][0] is not model:
-    fn = jax.jit(lambda data, w: model.metrics_finalize(_metric_sums(model, data, w)))
-    _EVAL_CACHE[key] = (model, fn)
   weights = ModelWeights(*weights)
-  out = _EVAL_CACHE[key][1](padded, weights)
+  out = _compiled_eval(model)(padded, weights)
   return {k: np.asarray(v)[()] for k, v in out.items()}

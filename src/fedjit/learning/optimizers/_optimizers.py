@@ -218,19 +218,20 @@ def build_sgdm(learning_rate: LearningRate = 0.01,
 
 def build_adam(learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
                beta_2: float = 0.999, epsilon: float = 1e-7) -> Optimizer:
-  """Adam (TFF's `build_adam` defaults), as `optax.adam` computes it.
+  """Adam, exactly as TFF's `tff.learning.optimizers.build_adam` computes it.
 
-  At step `t` (counting from 1), with `m` and `v` starting at zero:
+  At step `t` (counting from 1), with accumulator `m` and preconditioner `v`
+  starting at zero:
 
-      m = beta_1 * m + (1 - beta_1) * g
-      v = beta_2 * v + (1 - beta_2) * g**2
-      m_hat = m / (1 - beta_1**t)
-      v_hat = v / (1 - beta_2**t)
-      w = w - lr * m_hat / (sqrt(v_hat) + epsilon)
+      m = m + (g - m) * (1 - beta_1)
+      v = v + (g**2 - v) * (1 - beta_2)
+      normalized_lr = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+      w = w - normalized_lr * m / (sqrt(v) + epsilon)
 
-  TFF and Keras add `epsilon` to the uncorrected `sqrt(v)` instead; the two
-  differ only while `sqrt(v_hat)` is within a few orders of magnitude of
-  `epsilon`.
+  This is TFF's (and Keras's) formula, which adds `epsilon` to the
+  uncorrected `sqrt(v)`; `optax.adam` adds it after bias correction instead,
+  and the two differ while `sqrt(v)` is within a few orders of magnitude of
+  `epsilon`. Pass `optax.adam(...)` itself to use optax's variant.
 
   Args:
     learning_rate: a non-negative float or a schedule `round_num -> lr`.
@@ -250,8 +251,7 @@ def build_adam(learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
   _check_range("beta_1", beta_1, 0.0, 1.0)
   _check_range("beta_2", beta_2, 0.0, 1.0)
   _check_range("epsilon", epsilon, 0.0, math.inf)
-  return Optimizer(lambda lr: optax.adam(lr, b1=beta_1, b2=beta_2, eps=epsilon),
-                   learning_rate, "adam")
+  return Optimizer(lambda lr: _tff_adam(lr, beta_1, beta_2, epsilon), learning_rate, "adam")
 
 
 def build_yogi(learning_rate: LearningRate = 0.01, beta_1: float = 0.9,
@@ -513,7 +513,7 @@ def _from_keras(opt: Any) -> Optimizer:
     eps = float(take("epsilon", 1e-7))
     _check_range("beta_1", b1, 0.0, 1.0)
     _check_range("beta_2", b2, 0.0, 1.0)
-    result = Optimizer(lambda r: _keras_adam(r, b1, b2, eps), lr, "adam")
+    result = Optimizer(lambda r: _tff_adam(r, b1, b2, eps), lr, "adam")
   elif kind == "Adagrad":
     result = build_adagrad(lr, float(take("initial_accumulator_value", 0.1)),
                            float(take("epsilon", 1e-7)))
@@ -532,23 +532,24 @@ def _from_keras(opt: Any) -> Optimizer:
   return result
 
 
-class _KerasAdamState(NamedTuple):
+class _AdamState(NamedTuple):
   count: jax.Array
   mu: Any
   nu: Any
 
 
-def _keras_adam(learning_rate: Any, b1: float, b2: float, eps: float
-                ) -> optax.GradientTransformation:
-  """Keras's Adam, operation for operation: with `α = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`,
-  `m += (g - m)(1-β₁)`, `v += (g² - v)(1-β₂)`, update `-(m·α) / (√v + ε)`.
+def _tff_adam(learning_rate: Any, b1: float, b2: float, eps: float
+              ) -> optax.GradientTransformation:
+  """TFF's (and Keras's) Adam, operation for operation: with
+  `α = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`, `m += (g - m)(1-β₁)`, `v += (g² - v)(1-β₂)`,
+  update `-(m·α) / (√v + ε)`.
 
-  Keras adds ε to the uncorrected `√v` (optax adds it after bias correction),
-  which matters while `√v` is near ε.
+  TFF and Keras add ε to the uncorrected `√v` (optax adds it after bias
+  correction), which matters while `√v` is near ε.
   """
   def init(params):
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    return _KerasAdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+    return _AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
 
   def update(grads, state, params=None):
     del params
@@ -558,7 +559,7 @@ def _keras_adam(learning_rate: Any, b1: float, b2: float, eps: float
     alpha = learning_rate * jnp.sqrt(1 - jnp.power(jnp.float32(b2), t)) / (
         1 - jnp.power(jnp.float32(b1), t))
     out = jax.tree_util.tree_map(lambda m, v: -(m * alpha) / (jnp.sqrt(v) + eps), mu, nu)
-    return out, _KerasAdamState(state.count + 1, mu, nu)
+    return out, _AdamState(state.count + 1, mu, nu)
 
   return optax.GradientTransformation(init, update)
 

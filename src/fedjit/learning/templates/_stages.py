@@ -67,6 +67,71 @@ def _delta(initial, final):
       initial, final)
 
 
+def _is_rng_state(x) -> bool:
+  """Unsigned 32-bit weights are random-number state: Keras seed generators
+  (`seed_generator_state`) and Flax RNG streams (key data and counters)."""
+  return jnp.result_type(x) == jnp.uint32
+
+
+def has_rng_state(weights: Any) -> bool:
+  """Whether a model's weights hold random-number state (see `reseed`)."""
+  return any(_is_rng_state(l) for l in jax.tree_util.tree_leaves(weights))
+
+
+def reseed(weights: Any, *salt: Any) -> Any:
+  """`weights` with every uint32 leaf (RNG state) moved to a new stream.
+
+  Each RNG leaf `s` becomes `s + bits(fold_in(k, i))` (mod 2³²), where `i`
+  is the leaf's position and `k` the key folded in with each of `salt`
+  (int32/uint32 scalars such as the round number), so different salts give
+  independent streams. Other leaves are returned unchanged.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten(weights)
+  if not any(_is_rng_state(l) for l in leaves):
+    return weights
+  key = jax.random.key(0x5EED)
+  for s in salt:
+    key = jax.random.fold_in(key, jnp.asarray(s).astype(jnp.uint32))
+  out = [l + jax.random.bits(jax.random.fold_in(key, i), jnp.shape(l), jnp.uint32)
+         if _is_rng_state(l) else l for i, l in enumerate(leaves)]
+  return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _as_bits(x) -> jax.Array:
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    return jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+  return x.astype(jnp.uint32)
+
+
+def _mix(v: jax.Array) -> jax.Array:
+  """MurmurHash3's 32-bit finalizer (a bijection that scrambles all bits)."""
+  v = (v ^ (v >> 16)) * jnp.uint32(0x85EBCA6B)
+  v = (v ^ (v >> 13)) * jnp.uint32(0xC2B2AE35)
+  return v ^ (v >> 16)
+
+
+def client_fingerprint(data: Any) -> jax.Array:
+  """A uint32 hash of a client's examples, to tell clients apart.
+
+  The federated map gives a client no index, so its RNG streams are keyed
+  by its data: every value of a batch's real (unmasked) examples is hashed
+  together with its position, the hashes are summed mod 2³², and the sums
+  of successive batches are chained. Integer sums do not depend on the order
+  of addition, so both backends compute the same hash. Clients holding
+  identical data get identical streams.
+  """
+  def step(h, batch, mask):
+    for leaf in jax.tree_util.tree_leaves(batch):
+      bits = _as_bits(leaf)
+      position = jnp.arange(bits.size, dtype=jnp.uint32).reshape(bits.shape)
+      m = jnp.reshape(mask > 0, jnp.shape(mask) + (1,) * (bits.ndim - jnp.ndim(mask)))
+      hashed = _mix(bits ^ _mix(position + jnp.uint32(0x9E3779B9)))
+      h = _mix(h ^ jnp.sum(jnp.where(m, hashed, jnp.uint32(0)), dtype=jnp.uint32))
+    return h
+  return data.reduce(jnp.uint32(0x811C9DC5), step, with_mask=True)
+
+
 def zeros_of(t: Type):
   """A zero value of a (struct of) tensor type."""
   from fedjit.core._types import StructType, build_container
@@ -88,6 +153,11 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
   which see the padded rows of a smaller last batch on the vectorized
   backend: batch such models with `drop_remainder=True`. Training metrics
   are summed over clients and finalized at the server under `train`.
+
+  Random-number state (uint32 non-trainable weights: Keras seed generators,
+  Flax RNG streams) starts each client on its own stream, keyed by the round
+  number and a fingerprint of the client's data (`client_fingerprint`), so
+  dropout masks differ between rounds and between clients.
 
   Args:
     model: a `FunctionalModel`.
@@ -131,7 +201,11 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
       metric_state = model.metrics_update(metric_state, split_batch(batch)[1], preds, loss, mask)
       return ModelWeights(trainable, non_trainable), opt_state, metric_state
 
-    carry = (initial, tx.init(initial.trainable), model.metrics_init())
+    start = initial
+    if has_rng_state(initial.non_trainable):  # dropout etc.: new streams per client, per round
+      start = initial._replace(non_trainable=reseed(
+          initial.non_trainable, round_num, client_fingerprint(data)))
+    carry = (start, tx.init(initial.trainable), model.metrics_init())
     final, _, metric_state = data.reduce(carry, step, with_mask=True)
     update = ModelWeights(_delta(initial.trainable, final.trainable),
                           _delta(initial.non_trainable, final.non_trainable))
@@ -215,8 +289,11 @@ def build_fed_sgd_client_work(model: FunctionalModel) -> ClientWorkProcess:
       return grad_sum, new_non_trainable, metric_state
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, initial.trainable)
+    start = initial.non_trainable
+    if has_rng_state(start):  # dropout etc.: new streams per client, per round
+      start = reseed(start, round_num, client_fingerprint(data))
     grad_sum, non_trainable, metric_state = data.reduce(
-        (zeros, initial.non_trainable, model.metrics_init()), step, with_mask=True)
+        (zeros, start, model.metrics_init()), step, with_mask=True)
     n = jnp.maximum(metric_state["num_examples"].astype(jnp.float32), 1.0)
     update = ModelWeights(jax.tree_util.tree_map(lambda g: g / n, grad_sum),
                           _delta(initial.non_trainable, non_trainable))
@@ -231,7 +308,8 @@ def build_apply_optimizer_finalizer(optimizer: Any, model_weights_type: Any) -> 
 
   The aggregate `ModelWeights` delta is used as a gradient for the trainable
   weights (`w ← w - lr · delta` with SGD); floating non-trainable weights
-  (batch-norm statistics) become `w - delta`, the clients' mean. If the
+  (batch-norm statistics) become `w - delta`, the clients' mean, and RNG
+  state (uint32 leaves) moves to a new stream every round. If the
   update holds a NaN or infinity, the model and optimizer state are left
   unchanged and `update_non_finite` reports 1.
 
@@ -259,6 +337,7 @@ def build_apply_optimizer_finalizer(optimizer: Any, model_weights_type: Any) -> 
     trainable = optax.apply_updates(weights[0], updates)
     non_trainable = jax.tree_util.tree_map(
         lambda w, d: (w - d).astype(w.dtype) if _is_float(w) else w, weights[1], update[1])
+    non_trainable = reseed(non_trainable, round_num)  # RNG state advances every round
     finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(l))
                                   for l in jax.tree_util.tree_leaves(update)] or [True]))
     keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
