@@ -47,7 +47,7 @@ def test_shuffle_repeat_take_skip():
   assert list(ds.repeat(2).numpy()) == list(range(10)) * 2
   assert list(ds.take(3).numpy()) == [0, 1, 2] and list(ds.skip(8).numpy()) == [8, 9]
   assert len(ds.batch(4, drop_remainder=True)) == 2
-  assert str(ds.batch(4, drop_remainder=True).element_spec) == "int64[4]"
+  assert str(ds.batch(4, drop_remainder=True).element_spec) == "int32[4]"  # as JAX computes it
   with pytest.raises(ValueError, match="finite"):
     ds.repeat(None)
   with pytest.raises(ValueError, match="batch_size"):
@@ -180,7 +180,7 @@ def test_create_dataset_from_all_clients_keeps_order_and_content():
   batched = data.preprocess(lambda ds: ds.batch(2)).create_dataset_from_all_clients()
   assert batched.is_batched and len(batched) == 2 + 1 + 2 + 300
   assert batched.numpy()["y"].tolist() == expected_y
-  assert str(batched.element_spec) == "<x=float32[?,2],y=int64[?]>"
+  assert str(batched.element_spec) == "<x=float32[?,2],y=int32[?]>"  # as JAX computes int64
   # Mixed element types cannot be joined.
   odd = ClientData.from_arrays({"a": {"x": np.zeros(2, np.float32)},
                                 "b": {"x": np.zeros(2, np.int32)}})
@@ -196,6 +196,28 @@ def test_filter_clients():
   assert even.create_dataset_for_client("c4").numpy().tolist() == [0, 1, 2, 3, 4]
   with pytest.raises(UnknownClientError, match="'c3'"):
     even.create_dataset_for_client("c3")
-  assert str(even.element_type_structure) == "int64"
+  assert str(even.element_type_structure) == "int32"  # as JAX computes int64
   with pytest.raises(ValueError, match="kept no client"):
     data.filter_clients(lambda cid: False)
+
+
+def test_numpy_default_dtypes_give_a_spec_a_model_accepts():
+  # np.random.rand and np.arange make float64 and int64 columns; JAX (64-bit
+  # mode off) computes in float32 and int32, and the spec says so, so it can
+  # be a model's input_spec and the round trains.
+  import jax.numpy as jnp
+  import optax
+  from fedjit import learning
+  x = np.random.default_rng(0).random((40, 3))
+  y = np.arange(40) % 2
+  ds = Dataset.from_tensor_slices((x, y)).batch(5)
+  assert str(ds.element_spec) == "<float32[?,3],int32[?]>"
+  model = learning.models.from_functions(
+      lambda k: {"w": jnp.zeros((3, 2))}, lambda p, xb: xb @ p["w"],
+      lambda yb, logits: optax.softmax_cross_entropy_with_integer_labels(logits, yb),
+      input_spec=ds.element_spec)
+  trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(0.1))
+  out = trainer.next(trainer.initialize(), [ds, ds])
+  assert out.metrics["client_work"]["train"]["num_examples"] == 80
+  # Loss of zero weights on two classes is log(2).
+  np.testing.assert_allclose(out.metrics["client_work"]["train"]["loss"], np.log(2), rtol=1e-2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Iterable, Sequence as PySequence
 
+import jax
 import numpy as np
 
 from fedjit.core._placements import CLIENTS, SERVER, Placement
@@ -416,11 +417,8 @@ def infer_type(value: Any) -> Type:
     if type(value) is py:
       return TensorType(dt)
   if hasattr(value, "dtype") and hasattr(value, "shape"):
-    dt = np.dtype(value.dtype)
-    if dt == np.float64:
-      dt = np.dtype(np.float32)
-    elif dt == np.int64:
-      dt = np.dtype(np.int32)
+    # As JAX computes it: 64-bit only in JAX's 64-bit mode.
+    dt = np.dtype(jax.dtypes.canonicalize_dtype(value.dtype))
     return TensorType(dt, tuple(value.shape))
   if _is_namedtuple(value):
     return StructType([(n, infer_type(v)) for n, v in zip(value._fields, value)],

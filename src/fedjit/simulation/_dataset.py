@@ -46,6 +46,16 @@ def _spec_of(element: Any, batched: bool, fixed: int | None) -> Type:
   return to_type(jax.tree_util.tree_map(leaf, element))
 
 
+def _canonical(t: Type) -> Type:
+  """`t` with each dtype as JAX computes it (64-bit only in x64 mode)."""
+  if isinstance(t, TensorType):
+    dt = jax.dtypes.canonicalize_dtype(t.dtype)
+    return t if dt == t.dtype else TensorType(dt, t.shape)
+  if isinstance(t, StructType):
+    return StructType([(n, _canonical(ft)) for n, ft in t.items()], container=t.container)
+  return t
+
+
 def _columns_spec(columns: Any) -> Type:
   """The type of one example of stacked columns, from the columns' dtypes and
   shapes (not from one example's values)."""
@@ -130,8 +140,13 @@ class Dataset:
 
   @property
   def element_spec(self) -> Type:
-    """The fedjit type of one element; batch dimensions are `?`."""
-    return self._spec
+    """The fedjit type of one element; batch dimensions are `?`.
+
+    64-bit columns (NumPy's default float64 and int64) are reported as the
+    types JAX computes them in: float32 and int32 unless JAX's 64-bit mode is
+    on, so the spec can be given directly as a model's `input_spec`.
+    """
+    return _canonical(self._spec)
 
   @property
   def is_batched(self) -> bool:
