@@ -1,5 +1,6 @@
 """Clients of very different sizes are padded in size buckets."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -109,3 +110,97 @@ def test_population_gather_equals_passing_the_datasets():
                                  ref.state.global_model_weights.trainable[k], atol=1e-5)
     assert got.metrics["client_work"]["train"]["num_examples"] == \
         ref.metrics["client_work"]["train"]["num_examples"]
+
+
+def _power_law_population(n=400, seed=4):
+  rng = np.random.default_rng(seed)
+  return _clients(np.minimum(rng.zipf(1.6, n), 80), seed=seed)
+
+
+def test_random_cohorts_passed_as_lists_reuse_a_few_layouts():
+  # Cohorts of >= 64 clients are bucketed; their layouts are sticky, so 100
+  # rounds of random cohorts compile only a handful of times.
+  _values.clear_layouts()
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.1))
+  population = _power_law_population()
+  rng = np.random.default_rng(5)
+  state = trainer.initialize()
+  fn = fedjit.get_backend().compiled(trainer.next)
+  before = fn._cache_size()
+  with fedjit.backend("vectorized"):
+    for _ in range(100):
+      cohort = [population[i] for i in rng.choice(len(population), 100, replace=False)]
+      state = trainer.next(state, cohort).state
+  assert fn._cache_size() - before <= 5, fn._cache_size() - before
+
+
+def test_reused_layout_with_spare_slots_equals_reference():
+  _values.clear_layouts()
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
+  element = trainer.next.type_signature.parameter[1].member.element
+  big = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7, seed=6)
+  small = _clients([1, 2, 2, 3, 4, 6, 9, 20, 1, 1] * 7, seed=7)
+  first = _values.pad_clients(element, big)
+  second = _values.pad_clients(element, small)
+  assert isinstance(second, _values.BucketedSequence)
+  # The same shapes as the first cohort's (no new compilation), with spare slots.
+  shapes = lambda p: [np.shape(l) for l in jax.tree_util.tree_leaves(p)]
+  assert shapes(second) == shapes(first)
+  assert sum(float(v.sum()) for v in second.valid) < sum(len(v) for v in second.valid)
+  positions = sorted(int(i) for pos, ok in zip(second.positions, second.valid)
+                     for i, v in zip(pos, ok) if v)
+  assert positions == list(range(len(small)))
+  with fedjit.backend("reference"):
+    ref = trainer.next(trainer.initialize(), small)
+  for options in (dict(client_map="map"), dict(client_map="vmap")):
+    with fedjit.backend("vectorized", **options):
+      got = trainer.next(trainer.initialize(), small)
+    for k in ("w", "b"):
+      np.testing.assert_allclose(got.state.global_model_weights.trainable[k],
+                                 ref.state.global_model_weights.trainable[k], atol=1e-5)
+    assert got.metrics["client_work"]["train"]["num_examples"] == \
+        ref.metrics["client_work"]["train"]["num_examples"]
+
+
+def test_layout_assignment_finds_a_fit_whenever_one_exists():
+  layout = _values._Layout([1, 4, 16], [2, 2, 1])
+  assert layout.assign([16, 1, 4, 3, 1]) == [[1, 4], [3, 2], [0]]
+  assert layout.assign([1, 1, 1, 1, 1]) is not None  # short clients use long buckets
+  assert layout.assign([2, 2, 2, 2]) is None  # only 3 slots of length >= 2
+  assert layout.assign([17]) is None
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    lengths = list(rng.integers(1, 20, rng.integers(1, 12)))
+    got = layout.assign(lengths)
+    # Hall's condition for nested choices: enough slots beyond every length.
+    fits = all(sum(n > t for n in lengths) <= layout.slots_above(t) for t in (0, 1, 4, 16))
+    assert (got is not None) == fits
+    if got is not None:
+      assert sorted(i for b in got for i in b) == list(range(len(lengths)))
+      for n, count, members in zip(layout.lengths, layout.counts, got):
+        assert len(members) <= count and all(lengths[i] <= n for i in members)
+
+
+def test_layout_memory_is_bounded():
+  _values.clear_layouts()
+  element = fedjit.TensorType(np.float32, [None, 3])
+  batch = np.zeros((2, 3), np.float32)
+  for cohort in range(64, 64 + 2 * _values._LAYOUT_KEYS):
+    _values.pad_clients(element, [[batch] * (1 + i % 5) for i in range(cohort)])
+  assert len(_values._layouts) == _values._LAYOUT_KEYS
+  assert all(len(m.layouts) <= _values._LAYOUTS_PER_KEY for m in _values._layouts.values())
+  _values.clear_layouts()
+  assert not _values._layouts
+
+
+def test_one_huge_client_does_not_change_later_layouts():
+  _values.clear_layouts()
+  element = fedjit.TensorType(np.float32, [None, 3])
+  batch = np.zeros((2, 3), np.float32)
+  cohort = lambda lengths: [[batch] * n for n in lengths]
+  usual = [1, 1, 2, 3, 4, 6, 9, 1, 2, 2] * 10
+  first = _values.pad_clients(element, cohort(usual))
+  huge = _values.pad_clients(element, cohort([500] + usual[1:]))
+  assert max(p.mask.shape[1] for p in huge.parts) >= 500
+  after = _values.pad_clients(element, cohort(usual[::-1]))
+  assert [p.mask.shape for p in after.parts] == [p.mask.shape for p in first.parts]
