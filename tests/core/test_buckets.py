@@ -204,3 +204,31 @@ def test_one_huge_client_does_not_change_later_layouts():
   assert max(p.mask.shape[1] for p in huge.parts) >= 500
   after = _values.pad_clients(element, cohort(usual[::-1]))
   assert [p.mask.shape for p in after.parts] == [p.mask.shape for p in first.parts]
+
+
+def test_row_view_of_a_padded_cohort_reads_the_same_elements():
+  # A client's row view (what the client loop sees) reduces and maps exactly
+  # like that client's own padded sequence, checked against plain NumPy.
+  from fedjit.core._sequence import PaddedSequence
+  element = fedjit.TensorType(np.float32, [None, 3])
+  rng = np.random.default_rng(5)
+  clients = [[rng.random((2, 3), dtype=np.float32), rng.random((1, 3), dtype=np.float32)],
+             [rng.random((2, 3), dtype=np.float32)]]
+  cohort = _values.pad_sequences(element, clients)
+
+  @jax.jit
+  def both(data, mask, row):
+    seq = PaddedSequence(data, mask, element, row=row)
+    weighted = seq.reduce(jnp.float32(0), lambda acc, b: acc * 0.5 + jnp.sum(b))
+    doubled = seq.map(lambda b: 2.0 * b).reduce(jnp.float32(0),
+                                                lambda acc, b, m: acc + jnp.sum(b * m[:, None]),
+                                                with_mask=True)
+    return weighted, doubled
+
+  for row, batches in enumerate(clients):
+    expected = 0.0
+    for b in batches:
+      expected = expected * 0.5 + float(np.sum(b, dtype=np.float64))
+    weighted, doubled = both(cohort.data, cohort.mask, row)
+    np.testing.assert_allclose(weighted, expected, rtol=1e-5)
+    np.testing.assert_allclose(doubled, 2.0 * sum(float(b.sum()) for b in batches), rtol=1e-5)

@@ -36,7 +36,7 @@ from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import Ops, evaluate, select_field
 from fedjit.core._ir import Node
 from fedjit.core._placements import CLIENTS, SERVER
-from fedjit.core._sequence import like
+from fedjit.core._sequence import PaddedSequence, like
 from fedjit.core._types import (FederatedType, StructType, TensorType, Type,
                                 build_container, infer_type, struct_fields)
 
@@ -351,6 +351,28 @@ def _resolve(value):
   return jax.tree_util.tree_map(take, value, is_leaf=lambda x: isinstance(x, LazyRows))
 
 
+def _client_view(value, mapped, i):
+  """Client `i`'s member of a Clients value (`value`, flags `mapped`).
+
+  Mapped arrays are indexed; a client's dataset (a PaddedSequence of the
+  cohort, or population rows) becomes a row view of it, whose elements are
+  read inside the client's loop, so no copy of the client's data is made."""
+  def view(x, m):
+    if isinstance(x, LazyRows):
+      if isinstance(x.population, PaddedSequence) and x.population.row is None:
+        p = x.population
+        return PaddedSequence(p.data, p.mask, p.element_type, p.full, row=x.index[i])
+      return jax.tree_util.tree_map(lambda a: a[x.index[i]], x.population)
+    if isinstance(x, PaddedSequence):
+      flags = jax.tree_util.tree_leaves(m)
+      if x.row is None and flags and all(flags):
+        return PaddedSequence(x.data, x.mask, x.element_type, x.full, row=i)
+      return jax.tree_util.tree_map(lambda a, f: a[i] if f else a, x, m)
+    return x[i] if m else x
+  return jax.tree_util.tree_map(view, value, mapped,
+                                is_leaf=lambda x: isinstance(x, (LazyRows, PaddedSequence)))
+
+
 def _has_lazy(value) -> bool:
   return any(isinstance(x, LazyRows) for x in jax.tree_util.tree_leaves(
       value, is_leaf=lambda x: isinstance(x, LazyRows)))
@@ -492,7 +514,13 @@ class VectorizedOps(Ops):
         full = [next(it) if f else l for l, f in zip(leaves, flags)]
         return fn.invoke(_resolve(jax.tree_util.tree_unflatten(treedef, full)))
       batch = self.chunk_size if fn.batchable else None
-      out = jax.lax.map(one, mapped, batch_size=batch)
+      if batch is None:
+        # One client after another, each reading its data where it is used.
+        num = jnp.shape(mapped[0])[0]
+        out = jax.lax.map(lambda i: fn.invoke(_client_view(v.value, v.mapped, i)),
+                          jnp.arange(num))
+      else:
+        out = jax.lax.map(one, mapped, batch_size=batch)
     return Clients(out, _flags(out, True))
 
   def fused_map_reduce(self, node, v):
@@ -618,7 +646,15 @@ class VectorizedOps(Ops):
     zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
         one, [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in mapped]))
     if chunk == 1:
-      totals, _ = jax.lax.scan(lambda c, xs: (add(c, one(xs)), None), zero, mapped)
+      # One client after another, each reading its data where it is used.
+      def client(c, i):
+        parts = contributions(fn.invoke(_client_view(v.value, v.mapped, i)))
+        if valid is not None:
+          ok = valid[i]
+          parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)),
+                                         parts)
+        return add(c, parts), None
+      totals, _ = jax.lax.scan(client, zero, jnp.arange(num))
       return totals
 
     def block(c, xs):

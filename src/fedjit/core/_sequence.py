@@ -140,20 +140,36 @@ class PaddedSequence(Sequence):
   examples. An element with no real example is padding and is skipped.
   `full=True` says (statically) that there is no padding at all, so the
   compiled loop needs no test for it.
+
+  With `row` (a scalar index, usually traced), `data` and `mask` have one more
+  leading axis (clients) and the sequence is their row `row`: a client's
+  view of a padded cohort or population. Its elements are read one at a
+  time where they are used, so a loop over clients does not first copy each
+  client's whole dataset out of the cohort.
   """
 
-  def __init__(self, data: Any, mask: jax.Array, element_type: Type, full: bool = False):
+  def __init__(self, data: Any, mask: jax.Array, element_type: Type, full: bool = False,
+               row: Any = None):
     self.data = data
     self.mask = mask
     self.element_type = element_type
     self.full = bool(full)
+    self.row = row
 
   def tree_flatten(self):
-    return (self.data, self.mask), (self.element_type, self.full)
+    return (self.data, self.mask, self.row), (self.element_type, self.full)
 
   @classmethod
   def tree_unflatten(cls, aux, children):
-    return cls(children[0], children[1], aux[0], aux[1])
+    return cls(children[0], children[1], aux[0], aux[1], children[2])
+
+  def rows(self) -> "PaddedSequence":
+    """The same sequence without a `row` view (its row taken out)."""
+    if self.row is None:
+      return self
+    r = self.row
+    return PaddedSequence(jax.tree_util.tree_map(lambda a: a[r], self.data), self.mask[r],
+                          self.element_type, self.full)
 
   @property
   def batched(self) -> bool:
@@ -181,11 +197,22 @@ class PaddedSequence(Sequence):
       return jax.lax.cond(self._valid(mask), step, lambda c, e, m: c,
                           carry, element, mask), None
 
-    carry, _ = jax.lax.scan(body, initial, (self.data, self.mask))
+    if self.row is None:
+      carry, _ = jax.lax.scan(body, initial, (self.data, self.mask))
+      return carry
+    r = self.row
+
+    def body_at(carry, k):
+      # Element k of row r, indexed where it is used (no copy of the row).
+      element = jax.tree_util.tree_map(lambda a: a[r, k], self.data)
+      return body(carry, (element, self.mask[r, k]))
+    carry, _ = jax.lax.scan(body_at, initial, jnp.arange(self.mask.shape[1]))
     return carry
 
   def map(self, fn, *, with_mask: bool = False):
     from fedjit.core._types import to_type
+    if self.row is not None:
+      return self.rows().map(fn, with_mask=with_mask)
     if with_mask:
       mapped = jax.vmap(fn)(self.data, self.mask.astype(jnp.float32))
     else:

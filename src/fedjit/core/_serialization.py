@@ -152,6 +152,8 @@ class _ExportedFunction:
 
 def _padded(t: Type, arg):
   """Reference-backend sequences (lists) become padded arrays for StableHLO."""
+  if isinstance(arg, PaddedSequence):
+    return arg.rows()  # a client's row of a cohort, as the exported function takes it
   if isinstance(arg, ListSequence):
     p = _values.pad_sequences(arg.element_type, [arg.elements])
     return jax.tree_util.tree_map(lambda x: x[0], p)

@@ -749,7 +749,7 @@ class Population:
 
   def capacities(self, cohort: int) -> list[int]:
     """Slots per bucket for cohorts of this size: the expected count plus four
-    standard deviations, rounded to a bucket size. Fixed per cohort size, so
+    standard deviations (at most the cohort). Fixed per cohort size, so
     every round has the same shapes and the program compiles once; a round
     that overflows a bucket (rare) raises its capacity for later rounds."""
     if cohort not in self._caps:
@@ -758,7 +758,7 @@ class Population:
       for size in self.sizes:
         f = size / total
         expected = cohort * f + 4.0 * np.sqrt(cohort * f * (1.0 - f)) + 2.0
-        caps.append(bucket_size(int(min(cohort, np.ceil(expected)))))
+        caps.append(int(min(cohort, np.ceil(expected))))
       self._caps[cohort] = caps
     return self._caps[cohort]
 
