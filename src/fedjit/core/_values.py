@@ -111,16 +111,24 @@ def _fast_element_check(t: Type):
   """A quick check for the common case of sequence elements that are NumPy
   arrays of exactly the right dtype (in a tuple, list or dict): returns the
   element (in the type's container) or None to take the general path."""
-  def ok(v, lt: TensorType) -> bool:
-    return (type(v) is np.ndarray and v.dtype == lt.dtype and v.ndim == len(lt.shape)
-            and all(d is None or d == n for d, n in zip(lt.shape, v.shape)))
+  def leaf_check(lt: TensorType):
+    dtype, ndim = lt.dtype, len(lt.shape)
+    if ndim and lt.shape[0] is None and None not in lt.shape[1:]:
+      tail = tuple(lt.shape[1:])  # a batch of fixed-shape examples: the usual case
+      return lambda v: (type(v) is np.ndarray and v.dtype == dtype and v.ndim == ndim
+                        and v.shape[1:] == tail)
+    return lambda v: (type(v) is np.ndarray and v.dtype == dtype and v.ndim == ndim
+                      and all(d is None or d == n for d, n in zip(lt.shape, v.shape)))
 
   if isinstance(t, TensorType):
-    return lambda e: e if ok(e, t) else None
+    ok = leaf_check(t)
+    return lambda e: e if ok(e) else None
   if not isinstance(t, StructType) or not all(isinstance(f, TensorType) for f in t.types()):
     return None
   names, types = t.names(), t.types()
+  checks = [leaf_check(lt) for lt in types]
   keyed = all(n is not None for n in names)
+  same_tuple = t.container is tuple or (t.container is None and not any(names))
 
   def check(e):
     if type(e) in (tuple, list) and len(e) == len(types):
@@ -132,9 +140,12 @@ def _fast_element_check(t: Type):
         return None
     else:
       return None
-    if all(ok(v, lt) for v, lt in zip(fields, types)):
-      return build_container(t, list(fields))
-    return None
+    for v, ok in zip(fields, checks):
+      if not ok(v):
+        return None
+    if same_tuple and type(e) is tuple:
+      return e
+    return build_container(t, list(fields))
   return check
 
 
@@ -357,20 +368,32 @@ def _max_leaf_sizes(leaf_types: list[TensorType], flat: list[list]) -> list[tupl
     dims = list(lt.shape)
     for k, d in enumerate(dims):
       if d is None:
-        dims[k] = max([np.shape(e[j])[k] for c in flat for e in c] + [1])
+        dims[k] = max([e[j].shape[k] for c in flat for e in c] + [1])
     sizes.append(tuple(dims))
   return sizes
 
 
+def _flatten_elements(element_type: Type, clients: list[list]) -> list[list]:
+  """Each client's (normalized) elements as lists of leaves, in JAX's order."""
+  if isinstance(element_type, TensorType):
+    return [[[e] for e in c] for c in clients]
+  if (isinstance(element_type, StructType) and element_type.container in (tuple, list)
+      and all(isinstance(f, TensorType) for f in element_type.types())):
+    return [[list(e) for e in c] for c in clients]  # positional: JAX's order
+  return [[jax.tree_util.tree_leaves(e) for e in c] for c in clients]
+
+
 def pad_sequences(element_type: Type, clients: list[list], xp=np,
                   num_elements: int | None = None,
-                  leaf_sizes: list[tuple] | None = None) -> PaddedSequence:
+                  leaf_sizes: list[tuple] | None = None,
+                  flat: list[list] | None = None) -> PaddedSequence:
   """Pads each client's list of (normalized) elements into one PaddedSequence.
 
   The result has a leading client axis: data leaves `[C, N, ...]` and mask
   `[C, N, B]` (batched elements) or `[C, N]`, where N is the most elements any
   client has and B the largest batch. `leaf_sizes` (one shape per leaf, at
-  least the largest present) pads every leaf to a given shape instead.
+  least the largest present) pads every leaf to a given shape instead;
+  `flat` (each client's elements as lists of leaves) saves flattening again.
   """
   batched = is_batched(element_type)
   leaf_types = _leaf_types(element_type)
@@ -379,7 +402,8 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np,
   n = bucket_size(longest) if num_elements is None else num_elements
   if n < longest:
     raise ValueError(f"num_elements={n} is less than the longest sequence ({longest}).")
-  flat = [[jax.tree_util.tree_leaves(e) for e in c] for c in clients]
+  if flat is None:
+    flat = _flatten_elements(element_type, clients)
   sizes = _max_leaf_sizes(leaf_types, flat) if leaf_sizes is None else list(leaf_sizes)
   bs = sizes[0][0] if batched else None
   if xp is not np:
@@ -391,17 +415,14 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np,
   mask = aligned_zeros((num_clients, n, bs) if batched else (num_clients, n), np.float32)
   def fill(ci: int) -> None:
     c = flat[ci]
-    if batched and c and _contiguous(c, sizes):
+    total = _contiguous(c, sizes) if batched and c else -1
+    if total >= 0:
       # Full batches and a smaller last one: the client's examples are rows
-      # 0..total of its slab, in order.
-      total = 0
-      for leaves in c:
-        rows_here = np.shape(leaves[0])[0]
-        for j in range(len(leaf_types)):
-          data[j][ci].reshape((n * bs,) + sizes[j][1:])[total:total + rows_here] = leaves[j]
-        total += rows_here
+      # 0..total of its slab, in order, copied with one call per leaf.
       for j in range(len(leaf_types)):
-        data[j][ci].reshape((n * bs,) + sizes[j][1:])[total:] = 0
+        slab = data[j][ci].reshape((n * bs,) + sizes[j][1:])
+        np.concatenate([leaves[j] for leaves in c], axis=0, out=slab[:total])
+        slab[total:] = 0
       mask[ci].reshape(-1)[:total] = 1.0
       return
     for j in range(len(leaf_types)):
@@ -656,7 +677,7 @@ def pad_clients(element_type: Type, clients: list[list]):
     return pad_sequences(element_type, clients,
                          num_elements=max(_pow2(max(n, 1)) for n in lengths))
   leaf_types = _leaf_types(element_type)
-  flat = [[jax.tree_util.tree_leaves(e) for e in c] for c in clients]
+  flat = _flatten_elements(element_type, clients)
   sizes = _max_leaf_sizes(leaf_types, flat)
   layout, memory = _choose_layout((element_type, len(clients)), lengths, _own_layout(lengths))
   with _layouts_lock:
@@ -665,12 +686,14 @@ def pad_clients(element_type: Type, clients: list[list]):
     memory.leaf_sizes = sizes
   members = layout.assign(lengths)
   if len(layout.counts) == 1 and layout.counts[0] == len(clients):
-    return pad_sequences(element_type, clients, num_elements=layout.lengths[0], leaf_sizes=sizes)
+    return pad_sequences(element_type, clients, num_elements=layout.lengths[0], leaf_sizes=sizes,
+                         flat=flat)
   parts, positions, valid = [], [], []
   for n, count, chosen in zip(layout.lengths, layout.counts, members):
     chosen = sorted(chosen)
     padded = [clients[i] for i in chosen] + [[] for _ in range(count - len(chosen))]
-    part = pad_sequences(element_type, padded, num_elements=n, leaf_sizes=sizes)
+    part = pad_sequences(element_type, padded, num_elements=n, leaf_sizes=sizes,
+                         flat=[flat[i] for i in chosen] + [[]] * (count - len(chosen)))
     # Not `full` even when it happens to be, so that the shapes (and static
     # flags) of a reused layout are those of every round.
     parts.append(PaddedSequence(part.data, part.mask, element_type, full=False))
@@ -786,18 +809,24 @@ class Population:
     return GatheredSequence(pops, indices, positions, valid, len(clients), self.element_type)
 
 
-def _contiguous(client: list, sizes: list) -> bool:
-  """Whether a client's batches are all full except perhaps the last, with
-  every other dimension at its padded size (so they can be copied at once)."""
+def _contiguous(client: list, sizes: list) -> int:
+  """The client's number of rows if its batches are all full except perhaps
+  the last, with every other dimension at its padded size (so each leaf can
+  be copied at once), else -1."""
   bs = sizes[0][0]
+  tails = [tuple(s[1:]) for s in sizes]
   last = len(client) - 1
+  total = 0
   for i, leaves in enumerate(client):
-    for leaf, size in zip(leaves, sizes):
-      shape = np.shape(leaf)
-      if shape[1:] != size[1:] or (shape[0] != bs and i != last) or shape[0] != np.shape(
-          leaves[0])[0]:
-        return False
-  return True
+    rows = leaves[0].shape[0] if hasattr(leaves[0], "shape") else np.shape(leaves[0])[0]
+    if rows != bs and i != last:
+      return -1
+    for leaf, tail in zip(leaves, tails):
+      shape = leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)
+      if shape[0] != rows or tuple(shape[1:]) != tail:
+        return -1
+    total += rows
+  return total
 
 
 def _pad_traceable(element_type, flat, n, sizes, leaf_types, bs) -> PaddedSequence:
