@@ -163,6 +163,9 @@ def _client_members(t: FederatedType, value: Any, what: str) -> list:
   """Splits a `{T}@CLIENTS` Python value into a list of member values."""
   if isinstance(value, list):
     return value
+  if isinstance(value, GatheredSequence):  # a Population's cohort, on the reference backend
+    check_prepared(t, value, what)
+    return value.members()
   member = t.member
   if not isinstance(member, SequenceType):
     leaves = jax.tree_util.tree_leaves(value)
@@ -734,6 +737,26 @@ class GatheredSequence:
   def tree_unflatten(cls, aux, children):
     return cls(*children, aux[0], aux[1])
 
+  def members(self) -> list[list]:
+    """The cohort's datasets as lists of (NumPy) elements, in cohort order."""
+    out: list = [None] * self.num_clients
+    for pop, idx, pos, ok in zip(self.populations, self.indices, self.positions, self.valid):
+      for row, at, real in zip(np.asarray(idx), np.asarray(pos), np.asarray(ok)):
+        if real > 0:
+          out[int(at)] = unpad(jax.tree_util.tree_map(lambda x: x[int(row)], pop))
+    return out
+
+
+def check_prepared(t: FederatedType, value, what: str = "") -> None:
+  """Raises unless a prepared cohort (padded or gathered) holds `t`'s elements."""
+  member = t.member
+  if not (t.placement == CLIENTS and isinstance(member, SequenceType)
+          and value.element_type == member.element):
+    raise FederatedTypeError(
+        f"Expected a value of type {t}{' for ' + what if what else ''}, got a prepared cohort "
+        f"of {{<{value.element_type}>*}}@CLIENTS (e.g. from a Population built for another "
+        f"computation). Build the Population with this process or computation.")
+
 
 class Population:
   """Every client of a federated dataset, padded once, in length buckets.
@@ -920,6 +943,7 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
   """
   if isinstance(t, FederatedType):
     if isinstance(value, (PaddedSequence, BucketedSequence, GatheredSequence)):
+      check_prepared(t, value, what)
       return value  # already padded (prepared ahead, e.g. by run_training)
     members, is_list = _placed_members(t, value, xp, what)
     if not is_list:

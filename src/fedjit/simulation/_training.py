@@ -181,10 +181,9 @@ class _Prefetcher:
     if cache_clients is None:
       cache_clients = len(ids) <= 100_000
     if cache_clients:
-      from fedjit.core import _values
-      self.index = {c: i for i, c in enumerate(ids)}
-      self.population = _values.Population(
-          self.data_type.member, [client_data.create_dataset_for_client(c) for c in ids])
+      from fedjit.simulation._population import Population
+      self.population = Population(
+          self.data_type, {c: client_data.create_dataset_for_client(c) for c in ids})
     else:
       self.pool = concurrent.futures.ThreadPoolExecutor(1)
 
@@ -203,7 +202,7 @@ class _Prefetcher:
       return self._datasets(r), None
     if self.population is not None:
       chosen = sample_clients(self.ids, self.k, r, self.seed)
-      return self.population.gather([self.index[c] for c in chosen]), None
+      return self.population.cohort(chosen), None
     future = self.pending.pop(r, None)
     data, lease = future.result() if future is not None else self._prepare(r)
     if ahead is not None:
