@@ -64,3 +64,42 @@ def test_custom_fedavg_matches_numpy_fedavg():
   mean_b = np.mean([c[1] for c in clients], axis=0)
   np.testing.assert_allclose(new_state[0], mean_w, atol=1e-5)
   np.testing.assert_allclose(new_state[1], mean_b, atol=1e-5)
+
+
+def test_thousand_clients_example_learns_and_compiles_once(capsys):
+  example = load_example("thousand_clients")
+  trainers = []
+  build = example.build_trainer
+  example.build_trainer = lambda: trainers.append(build()) or trainers[-1]
+  history = example.main(num_clients=300, per_round=100, rounds=4, examples_per_client=30)
+  out = capsys.readouterr().out
+  assert sum(line.startswith("round") for line in out.splitlines()) == 4
+  assert "Population(300 clients" in history["population"]
+  assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
+  # Every round's examples are its sampled clients' examples, counted here
+  # from the datasets themselves; sizes really differ (power law).
+  train = example.make_client_data(300, 30)
+  sizes = {c: train.create_dataset_for_client(c).num_examples for c in train.client_ids}
+  assert max(sizes.values()) > 5 * min(sizes.values())
+  for r, examples in enumerate(history["examples"]):
+    ids = example.simulation.sample_clients(train.client_ids, 100, round_num=r)
+    assert examples == sum(sizes[c] for c in ids)
+  # Four rounds of different cohorts, one compiled program.
+  assert example.fedjit.get_backend().compiled(trainers[0].next)._cache_size() == 1
+
+
+def test_thousand_clients_population_round_equals_reference_backend_with_lists():
+  example = load_example("thousand_clients")
+  train = example.make_client_data(40, 30, seed=1)
+  trainer = example.build_trainer()
+  state = trainer.initialize()
+  population = example.simulation.Population(trainer, train)
+  ids = example.simulation.sample_clients(train.client_ids, 12, round_num=0)
+  fast = trainer.next(state, population.cohort(ids))
+  with example.fedjit.backend("reference"):
+    ref = trainer.next(state, [train.create_dataset_for_client(c) for c in ids])
+  for a, b in zip(example.jax.tree_util.tree_leaves(fast.state.global_model_weights),
+                  example.jax.tree_util.tree_leaves(ref.state.global_model_weights)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  np.testing.assert_allclose(fast.metrics["client_work"]["train"]["loss"],
+                             ref.metrics["client_work"]["train"]["loss"], rtol=1e-5)
