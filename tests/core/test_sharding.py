@@ -26,18 +26,22 @@ SCRIPT = textwrap.dedent("""
       y = (x[:, 0] > 0).astype(np.int32)
       return [(x[i:i + 2], y[i:i + 2]) for i in range(0, n, 2)]
     out = {}
-    for name, sizes in [("equal", [6] * 9), ("power_law", [1, 3, 5, 8, 2, 30, 4, 1, 7] * 8)]:
+    for name, sizes in [("equal", [6] * 9), ("power_law", [1, 3, 5, 8, 2, 30, 4, 1, 7] * 8),
+                        ("streamed", [1, 3, 5, 8, 2, 30, 4, 1, 7] * 16)]:
       data = [client(n) for n in sizes]
       trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(0.3))
       with fedjit.backend("reference"):
         ref = trainer.next(trainer.initialize(), data).state.global_model_weights.trainable["w"]
       for options in [dict(client_map="map"), dict(client_map="map", chunk_size=3),
-                      dict(client_map="vmap"), dict(client_map="map", devices=None)]:
+                      dict(client_map="vmap"), dict(client_map="map", devices=None),
+                      dict(client_map="map", stream_chunk_mb=1e-6)]:
         backend = fedjit.VectorizedBackend(**options)
         with fedjit.backend(backend):
           got = trainer.next(trainer.initialize(), data).state.global_model_weights.trainable["w"]
         key = name + ":" + ",".join(f"{k}={v}" for k, v in options.items())
         out[key] = float(np.abs(got - ref).max())
+      # With 144 clients and tiny chunks the round really was streamed.
+      out[name + ":streamed"] = bool(trainer.next.__dict__.get("_stream_programs"))
       # The round really is split across the devices.
       from fedjit.core import _values
       state = trainer.initialize()
@@ -58,5 +62,8 @@ def test_sharded_rounds_equal_reference():
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads(done.stdout.strip().splitlines()[-1])
   assert results.pop("equal:uses_shard_map") and results.pop("power_law:uses_shard_map")
+  assert results.pop("streamed:uses_shard_map")
+  assert results.pop("streamed:streamed") and not results.pop("equal:streamed")
+  assert not results.pop("power_law:streamed")
   for key, difference in results.items():
     assert difference < 1e-5, (key, difference)

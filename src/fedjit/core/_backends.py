@@ -526,13 +526,24 @@ class VectorizedOps(Ops):
   def fused_map_reduce(self, node, v):
     """federated_map + aggregations of its results, as one loop over clients
     carrying running sums (see `_fusion.py`)."""
-    fn = node.attrs["fn"]
-    result_type = fn.type_signature.result
-    reductions = node.attrs["reductions"]
+    if isinstance(v, Clients) and self.n is None and not any(
+        jax.tree_util.tree_leaves(v.mapped)):
+      # No {T}@CLIENTS argument: all clients alike, their number unknown. As
+      # unfused, an unweighted mean is the value itself; the rest need n.
+      for kind, _, wpath in node.attrs["reductions"]:
+        if kind != "federated_mean" or wpath is not None:
+          _need_clients(None, kind if wpath is None else "federated_mean with weights")
+      totals = self._contributions(node)(node.attrs["fn"].invoke(_resolve(v.value)))
+      return self._fused_finish(node, v, totals)
+    return self._fused_finish(node, v, self._fused_partials(node, v))
+
+  def _contributions(self, node):
+    """client result -> its terms of every reduction of a fused node."""
+    result_type = node.attrs["fn"].type_signature.result
 
     def contributions(out):
       parts = []
-      for kind, vpath, wpath in reductions:
+      for kind, vpath, wpath in node.attrs["reductions"]:
         value = _at(result_type, out, vpath)
         if kind == "federated_sum":
           parts.append(value)
@@ -542,37 +553,43 @@ class VectorizedOps(Ops):
           # float32 sums, or float64 for 64-bit values (in 64-bit mode).
           parts.append((jax.tree_util.tree_map(lambda x: _weighted(w, x), value), w))
       return parts
+    return contributions
 
-    def add(a, b):
-      return jax.tree_util.tree_map(jnp.add, a, b)
-
-    parts = v.parts if isinstance(v, BucketedClients) else [v]
-    valids = v.valid if isinstance(v, BucketedClients) else [None]
-    if isinstance(v, Clients) and self.n is None and not any(
-        jax.tree_util.tree_leaves(v.mapped)):
-      # No {T}@CLIENTS argument: all clients alike, their number unknown. As
-      # unfused, an unweighted mean is the value itself; the rest need n.
-      for kind, _, wpath in reductions:
-        if kind != "federated_mean" or wpath is not None:
-          _need_clients(None, kind if wpath is None else "federated_mean with weights")
-      totals = contributions(fn.invoke(_resolve(v.value)))
+  def _fused_partials(self, node, v, keep=None):
+    """The running sums of a fused node over the clients of `v` (not yet
+    divided by the weights). `keep` (one 0/1 flag per client of `v`, or
+    None) leaves out the clients flagged 0."""
+    fn = node.attrs["fn"]
+    contributions = self._contributions(node)
+    if isinstance(v, BucketedClients):
+      parts, valids = v.parts, list(v.valid)
+      if keep is not None:  # filler positions (== n) are out of range: kept 0
+        flags = jnp.concatenate([keep, jnp.zeros((1,), keep.dtype)])
+        valids = [ok * flags[jnp.minimum(pos, v.n)] for ok, pos in zip(valids, v.positions)]
     else:
-      totals = None
-      for part, valid in zip(parts, valids):
-        if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
-          part_totals = self._sharded_totals(fn, part, contributions, valid)
-        else:
-          part_totals = self._fused_totals(fn, part, contributions, valid)
-        totals = part_totals if totals is None else add(totals, part_totals)
+      parts, valids = [v], [keep]
+    totals = None
+    for part, valid in zip(parts, valids):
+      if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
+        part_totals = self._sharded_totals(fn, part, contributions, valid)
+      else:
+        part_totals = self._fused_totals(fn, part, contributions, valid)
+      totals = part_totals if totals is None else _add(totals, part_totals)
+    return totals
 
-    leaves, treedef = jax.tree_util.tree_flatten(parts[0].value)
-    flags = jax.tree_util.tree_leaves(parts[0].mapped)
+  def _fused_finish(self, node, v, totals):
+    """The results of a fused node's reductions from its running sums."""
+    fn = node.attrs["fn"]
+    result_type = fn.type_signature.result
+    first = v.parts[0] if isinstance(v, BucketedClients) else v
+    leaves, treedef = jax.tree_util.tree_flatten(first.value)
+    flags = jax.tree_util.tree_leaves(first.mapped)
     member = jax.tree_util.tree_unflatten(treedef, [
         jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
         for l, f in zip(leaves, flags)])
     out_shape = jax.eval_shape(lambda m: fn.invoke(_resolve(m)), member)
     results = []
-    for (kind, vpath, _), total in zip(reductions, totals):
+    for (kind, vpath, _), total in zip(node.attrs["reductions"], totals):
       dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
       if kind == "federated_sum":
         results.append(jax.tree_util.tree_map(lambda t, d: t.astype(d), total, dtypes))
@@ -726,6 +743,10 @@ class VectorizedOps(Ops):
     return node.attrs["report"].invoke(acc)
 
 
+def _add(a, b):
+  return jax.tree_util.tree_map(jnp.add, a, b)
+
+
 def _weighted(w, x):
   """w * x in float32, or in float64 for 64-bit values (in 64-bit mode)."""
   dtype = jnp.promote_types(jnp.promote_types(w.dtype, x.dtype), jnp.float32)
@@ -803,6 +824,16 @@ class VectorizedBackend(Backend):
       local devices, e.g. several GPUs, or CPU devices made with
       `XLA_FLAGS=--xla_force_host_platform_device_count=4`; None: one).
       Each device loops over its share and the partial aggregates are added.
+    stream_chunk_mb: a cohort passed as Python lists (not a Population) with
+      more client data than this many megabytes is padded and run in chunks
+      of about this size: the program of one chunk adds its clients to the
+      running sums of the round's aggregations while the next chunk is
+      padded, and the final program finishes the round. Padding then
+      overlaps the computation, and the padded copy of the cohort takes
+      about two chunks of memory instead of all of it. Used when the client
+      data reach the rest of the round only through client maps and their
+      aggregations (FedAvg and its relatives, evaluation); results equal
+      the one-program round up to float rounding. None: never.
 
   Example:
     >>> with fedjit.backend("vectorized", client_map="vmap"):
@@ -812,7 +843,7 @@ class VectorizedBackend(Backend):
   name = "vectorized"
 
   def __init__(self, client_map: str = "auto", chunk_size: int | None = None,
-               devices: "list | str | None" = "auto"):
+               devices: "list | str | None" = "auto", stream_chunk_mb: float | None = 32.0):
     if client_map not in CLIENT_MAPS:
       raise ValueError(f"client_map must be one of {CLIENT_MAPS}, got {client_map!r}.")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
@@ -822,6 +853,11 @@ class VectorizedBackend(Backend):
     if devices != "auto" and devices is not None and not isinstance(devices, (list, tuple)):
       raise ValueError(f"devices must be 'auto', None or a list of JAX devices, got {devices!r}.")
     self.devices = devices
+    if stream_chunk_mb is not None and (isinstance(stream_chunk_mb, bool) or not isinstance(
+        stream_chunk_mb, (int, float)) or not stream_chunk_mb > 0):
+      raise ValueError(f"stream_chunk_mb must be a positive number or None, got "
+                       f"{stream_chunk_mb!r}.")
+    self.stream_chunk_mb = stream_chunk_mb
 
   def __repr__(self):
     return f"VectorizedBackend(client_map={self.client_map!r}, chunk_size={self.chunk_size})"
@@ -864,6 +900,13 @@ class VectorizedBackend(Backend):
 
   def run(self, comp, args):
     types = _param_types(comp)
+    if self.stream_chunk_mb is not None and isinstance(comp, FederatedComputation):
+      from fedjit.core import _streaming
+      plan = _streaming.stream_plan(comp, types)
+      if plan is not None:
+        out = _streaming.run_streamed(self, comp, args, plan, self.stream_chunk_mb * 2 ** 20)
+        if out is not None:
+          return out[0]
     with _values.buffer_lease():
       reps = [_values.to_vectorized(t, a, _what(comp, i))
               for i, (t, a) in enumerate(zip(types, args))]

@@ -1,0 +1,212 @@
+"""Streaming a large cohort through a round, one chunk of clients at a time.
+
+A round whose client data is passed as Python lists must copy them into
+padded arrays before the compiled round can read them. For a cohort of
+thousands of clients that copy is a large part of the round (a pass over all
+of the client data) and a second copy of the data in memory. When the client
+data reach the rest of the round only through fused client maps and
+aggregations (`_fusion.py`: FedAvg and its relatives, evaluation), the round
+is run as
+
+* one program per chunk of clients, which adds the chunk's contributions to
+  the running sums of those aggregations (`Σ wᵢvᵢ`, `Σ wᵢ`, `Σ vᵢ`), and
+* one final program, which divides the sums and runs the rest of the round.
+
+JAX dispatches programs asynchronously, so the host pads chunk k+1 while the
+device (or the CPU's other threads) computes chunk k, and only two chunks'
+padded copies exist at a time. The sums are the same as in the one-program
+round, added in chunks (equal up to float rounding).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedjit.core import _values
+from fedjit.core._computations import FederatedComputation, executing
+from fedjit.core._fusion import fuse_map_reduce
+from fedjit.core._interpreter import evaluate
+from fedjit.core._placements import CLIENTS
+from fedjit.core._types import FederatedType, SequenceType, StructType
+
+__all__ = ["stream_plan", "run_streamed"]
+
+MIN_CHUNK = 64  # clients per chunk at least (bucketing works from 64 clients)
+_SAMPLE = 16  # clients whose sizes estimate the cohort's bytes per client
+
+
+class _StageDone(Exception):
+  """Ends tracing a chunk program once its running sums are known."""
+
+  def __init__(self, totals):
+    super().__init__("stage done")
+    self.totals = totals
+
+
+def _has_clients(t) -> bool:
+  if isinstance(t, FederatedType):
+    return t.placement == CLIENTS and not t.all_equal
+  return isinstance(t, StructType) and any(_has_clients(e) for e in t.types())
+
+
+def stream_plan(comp: FederatedComputation, types: list):
+  """(parameter index, fused node indices) when `comp` can be streamed.
+
+  That is when exactly one parameter holds per-client values, a sequence at
+  CLIENTS, and its values reach nothing but fused map-reduce nodes (through
+  selections, structures and zips). None otherwise.
+  """
+  if "_stream_plan" in comp.__dict__:
+    return comp.__dict__["_stream_plan"]
+  plan = None
+  clients = [i for i, t in enumerate(types) if _has_clients(t)]
+  if (len(clients) == 1 and isinstance(types[clients[0]], FederatedType)
+      and isinstance(types[clients[0]].member, SequenceType)):
+    graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
+    index = clients[0]
+    tainted = {graph.params[index]}
+    streamed = []
+    for j, node in enumerate(graph.nodes):
+      if not any(a in tainted for a in node.args):
+        continue
+      name = node.attrs.get("name") if node.op == "intrinsic" else None
+      if name == "fused_map_reduce":
+        streamed.append(j)
+      elif node.op in ("select", "struct") or name == "federated_zip":
+        tainted.add(j)
+      else:
+        streamed = None
+        break
+    if streamed and graph.result not in tainted:
+      plan = (index, tuple(streamed))
+  comp.__dict__["_stream_plan"] = plan
+  return plan
+
+
+def _client_bytes(member) -> int:
+  return sum(int(getattr(l, "nbytes", 0)) for l in jax.tree_util.tree_leaves(member))
+
+
+def _program(backend, comp: FederatedComputation, plan):
+  """The jitted chunk/final program of `comp` (one per backend setting)."""
+  from fedjit.core._backends import VectorizedOps, _add, _param_types, _unwrap, _wrap
+
+  cache = comp.__dict__.setdefault("_stream_programs", {})
+  key = backend._key()
+  if key in cache:
+    return cache[key]
+  graph = comp.__dict__["_fused_graph"]
+  types = _param_types(comp)
+  stage_of = {id(graph.nodes[j]): k for k, j in enumerate(plan[1])}
+
+  class StreamOps(VectorizedOps):
+    def __init__(self, n, stage, prev, running, keep, final):
+      super().__init__(n, backend.client_map, backend.chunk_size, backend.resolved_devices())
+      self.stage, self.prev, self.running = stage, prev, running
+      self.keep, self.final = keep, final
+
+    def fused_map_reduce(self, node, v):
+      k = stage_of.get(id(node))
+      if k is None:
+        return super().fused_map_reduce(node, v)
+      if self.final or k < self.stage:
+        return self._fused_finish(node, v, self.prev[k])
+      partial = self._fused_partials(node, v, self.keep)
+      raise _StageDone(partial if self.running is None else _add(self.running, partial))
+
+  def run(reps, keep, prev, running, *, stage, num_clients, final):
+    with executing():
+      ops = StreamOps(num_clients, stage, prev, running, keep, final)
+      try:
+        out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
+      except _StageDone as done:
+        return done.totals
+      return _unwrap(ops, comp.type_signature.result, out)
+
+  jitted = jax.jit(run, static_argnames=("stage", "num_clients", "final"))
+  zeros_cache: dict = {}
+
+  def zeros(reps, keep, prev, stage, num_clients):
+    """Zero running sums of `stage` (their shapes found by tracing once)."""
+    leaves, treedef = jax.tree_util.tree_flatten((reps, prev))
+    shapes = (treedef, tuple((np.shape(l), str(getattr(l, "dtype", type(l)))) for l in leaves),
+              stage, num_clients)
+    if shapes not in zeros_cache:
+      zeros_cache[shapes] = jax.eval_shape(functools.partial(
+          run, stage=stage, num_clients=num_clients, final=False), reps, keep, prev, None)
+    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_cache[shapes])
+
+  cache[key] = (jitted, zeros)
+  return cache[key]
+
+
+def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_bytes: float):
+  """Runs `comp` streaming its client data in chunks: `(result,)`, or None
+  if the cohort is small enough to pad at once (the caller then runs the
+  one-program round)."""
+  from fedjit.core._backends import _param_types, _what
+
+  index, streamed = plan
+  types = _param_types(comp)
+  t = types[index]
+  what = _what(comp, index)
+  value = args[index]
+  if not isinstance(value, list) or len(value) < 2 * MIN_CHUNK:
+    return None
+  n = len(value)
+
+  def normalized(i):
+    return _values.normalize(t.member, value[i], np, f"{what + ', ' if what else ''}client {i}")
+
+  sample = [normalized(i) for i in range(min(_SAMPLE, n))]
+  per_client = max(1, sum(_client_bytes(m) for m in sample) // len(sample))
+  size = max(MIN_CHUNK, int(chunk_bytes // per_client))
+  if size >= n:
+    return None
+  chunks = math.ceil(n / size)
+  size = math.ceil(n / chunks)  # chunks of equal size: one compiled program
+
+  program, zeros = _program(backend, comp, plan)
+  pending: list = []  # (lease, output) of chunks whose buffers are in use
+
+  def settle(keep_last: int) -> None:
+    while len(pending) > keep_last:
+      lease, out = pending.pop(0)
+      jax.block_until_ready(out)  # the program has finished reading the buffers
+      lease.release()
+
+  with _values.buffer_lease():
+    reps = [None if i == index else _values.to_vectorized(ti, a, _what(comp, i))
+            for i, (ti, a) in enumerate(zip(types, args))]
+    try:
+      prev = []
+      for stage in range(len(streamed)):
+        running = None
+        for c in range(chunks):
+          settle(1)  # at most two chunks' padded copies at a time
+          lo, hi = c * size, min((c + 1) * size, n)
+          members = [sample[i] if stage == 0 and i < len(sample) else normalized(i)
+                     for i in range(lo, hi)]
+          # The last chunk is filled up with copies of its last client, left
+          # out of the sums, so that every chunk has the same shape.
+          members += [members[-1]] * (size - len(members))
+          keep = np.zeros(size, np.float32)
+          keep[:hi - lo] = 1.0
+          lease = _values.BufferLease()
+          with lease:
+            reps[index] = _values.pad_clients(t.member.element, members)
+          if running is None:
+            running = zeros(reps, keep, prev, stage, n)
+          running = program(reps, keep, prev, running, stage=stage, num_clients=n, final=False)
+          pending.append((lease, running))
+        prev.append(running)
+      out = program(reps, keep, prev, None, stage=len(streamed), num_clients=n, final=True)
+      result = _values.from_vectorized(comp.type_signature.result, out)
+    finally:
+      settle(0)
+  return (result,)
