@@ -42,12 +42,17 @@ def _chunk_size(n):
 def padded(monkeypatch):
   """The number of clients of every cohort or chunk padded."""
   sizes = []
-  real = _values.pad_clients
+  whole, chunk = _values.pad_clients, _streaming.pad_chunk
 
-  def spy(element_type, clients):
+  def cohort_spy(element_type, clients):
     sizes.append(len(clients))
-    return real(element_type, clients)
-  monkeypatch.setattr(_values, "pad_clients", spy)
+    return whole(element_type, clients)
+
+  def chunk_spy(element_type, clients, *args):
+    sizes.append(len(clients))
+    return chunk(element_type, clients, *args)
+  monkeypatch.setattr(_values, "pad_clients", cohort_spy)
+  monkeypatch.setattr(_streaming, "pad_chunk", chunk_spy)
   return sizes
 
 
@@ -186,7 +191,7 @@ def test_streamed_evaluation_equals_reference():
   rng = np.random.default_rng(3)
   weights = {"w": rng.normal(size=(3, 2)).astype(np.float32), "b": np.zeros(2, np.float32)}
   state = evaluator.set_model_weights(
-      evaluator.initialize(), learning.models.ModelWeights(weights, {}))
+      evaluator.initialize(), learning.models.ModelWeights(weights, ()))
   data = _clients(POWER_LAW, seed=4)
   with fedjit.backend("reference"):
     ref = evaluator.next(state, data).metrics["client_work"]["eval"]["current_round_metrics"]
@@ -204,11 +209,27 @@ def test_streamed_rounds_compile_once_per_chunk_shape():
   with fedjit.backend(backend):
     for _ in range(4):  # different clients of equal size every round
       state = trainer.next(state, _clients([6] * 200, seed=int(rng.integers(1 << 30)))).state
-  program, _ = trainer.next.__dict__["_stream_programs"][backend._key()]
-  assert program._cache_size() == 2  # the chunk program and the final program
+  # Traced (and compiled) twice: the chunk program and the final program.
+  assert trainer.next.__dict__["_stream_traces"] == [0, 1]
 
 
 def test_bad_stream_chunk_mb_is_refused():
   for bad in (0, -1.0, "64", True):
     with pytest.raises(ValueError, match="stream_chunk_mb must be a positive number or None"):
       fedjit.VectorizedBackend(stream_chunk_mb=bad)
+
+
+def test_power_law_rounds_compile_a_few_chunk_programs():
+  # Chunks hold clients of similar length (longest first), padded to a power
+  # of two: at most one chunk program per power of two up to the longest
+  # client (here <= 2 * 30 examples / 2 per batch = 30 batches: 1..32, six),
+  # however many random rounds run.
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
+  state = trainer.initialize()
+  rng = np.random.default_rng(6)
+  with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY)):
+    for r in range(6):
+      sizes = np.clip(rng.lognormal(1.5, 1.0, 200).astype(int), 1, 60)
+      state = trainer.next(state, _clients(sizes, seed=r)).state
+  traces = trainer.next.__dict__["_stream_traces"]
+  assert traces.count(1) == 1 and traces.count(0) <= 6

@@ -32,6 +32,7 @@ from fedjit.core._computations import FederatedComputation, executing
 from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import evaluate
 from fedjit.core._placements import CLIENTS
+from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import FederatedType, SequenceType, StructType
 
 __all__ = ["stream_plan", "run_streamed"]
@@ -128,7 +129,12 @@ def _program(backend, comp: FederatedComputation, plan):
         return done.totals
       return _unwrap(ops, comp.type_signature.result, out)
 
-  jitted = jax.jit(run, static_argnames=("stage", "num_clients", "final"))
+  traces = comp.__dict__.setdefault("_stream_traces", [])
+
+  def traced(*args, **kwargs):  # runs once per compilation
+    traces.append(kwargs["stage"])
+    return run(*args, **kwargs)
+  jitted = jax.jit(traced, static_argnames=("stage", "num_clients", "final"))
   zeros_cache: dict = {}
 
   def zeros(reps, keep, prev, stage, num_clients):
@@ -145,10 +151,41 @@ def _program(backend, comp: FederatedComputation, plan):
   return cache[key]
 
 
+def pad_chunk(element, members: list, equal: bool, seen: dict) -> PaddedSequence:
+  """A chunk's client datasets padded to one length (see `run_streamed`);
+  `seen` remembers the largest leaf shapes per element type."""
+  flat = _values._flatten_elements(element, members)
+  sizes = _values._max_leaf_sizes(_values._leaf_types(element), flat)
+  if element in seen:
+    sizes = [tuple(max(a, b) for a, b in zip(s, m)) for s, m in zip(sizes, seen[element])]
+  seen[element] = sizes
+  longest = max(len(m) for m in members)
+  steps = longest if equal else _values._pow2(max(longest, 1))
+  padded = _values.pad_sequences(element, members, num_elements=steps, leaf_sizes=sizes,
+                                 flat=flat)
+  return padded if equal else PaddedSequence(padded.data, padded.mask, element, full=False)
+
+
+def _lengths(value: list) -> "list[int] | None":
+  """Each client's number of elements, where known without reading them."""
+  try:
+    return [len(m) for m in value]
+  except TypeError:
+    return None
+
+
 def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_bytes: float):
   """Runs `comp` streaming its client data in chunks: `(result,)`, or None
   if the cohort is small enough to pad at once (the caller then runs the
-  one-program round)."""
+  one-program round).
+
+  Clients are taken longest first, so each chunk holds clients of similar
+  length and is padded to one length with little waste: the longest in the
+  chunk, rounded up to a power of two unless all clients of the cohort are
+  equally long (a few compiled chunk programs serve all rounds). Element
+  leaves are padded to the largest shape seen for the computation (e.g. the
+  full batch size), for the same reason.
+  """
   from fedjit.core._backends import _param_types, _what
 
   index, streamed = plan
@@ -159,18 +196,36 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   if not isinstance(value, list) or len(value) < 2 * MIN_CHUNK:
     return None
   n = len(value)
+  done: dict[int, list] = {}
 
   def normalized(i):
+    if i in done:
+      return done.pop(i)
     return _values.normalize(t.member, value[i], np, f"{what + ', ' if what else ''}client {i}")
 
-  sample = [normalized(i) for i in range(min(_SAMPLE, n))]
-  per_client = max(1, sum(_client_bytes(m) for m in sample) // len(sample))
+  lengths = _lengths(value)
+  if lengths is None:  # e.g. generators: read every client first
+    done = {i: normalized(i) for i in range(n)}
+    lengths = [len(done[i]) for i in range(n)]
+  order = sorted(range(n), key=lambda i: -lengths[i])
+  sample = order[::max(1, n // _SAMPLE)][:_SAMPLE]
+  done.update({i: normalized(i) for i in sample if i not in done})
+  per_client = max(1, sum(_client_bytes(done[i]) for i in sample) // len(sample))
   size = max(MIN_CHUNK, int(chunk_bytes // per_client))
+  # The chunk size of an earlier round of as many clients is kept while the
+  # estimate is within 2x of it, so that rounds reuse compiled programs.
+  sizes_used = comp.__dict__.setdefault("_stream_chunk_sizes", {})
+  if n in sizes_used and sizes_used[n] / 2 <= size <= sizes_used[n] * 2:
+    size = sizes_used[n]
   if size >= n:
     return None
+  sizes_used[n] = size
   chunks = math.ceil(n / size)
   size = math.ceil(n / chunks)  # chunks of equal size: one compiled program
+  equal = len(set(lengths)) == 1
 
+  element = t.member.element
+  seen = comp.__dict__.setdefault("_stream_leaf_sizes", {})
   program, zeros = _program(backend, comp, plan)
   pending: list = []  # (lease, output) of chunks whose buffers are in use
 
@@ -189,17 +244,18 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
         running = None
         for c in range(chunks):
           settle(1)  # at most two chunks' padded copies at a time
-          lo, hi = c * size, min((c + 1) * size, n)
-          members = [sample[i] if stage == 0 and i < len(sample) else normalized(i)
-                     for i in range(lo, hi)]
+          ids = order[c * size:(c + 1) * size]
+          members = [normalized(i) for i in ids]
+          if stage + 1 < len(streamed):
+            done.update(zip(ids, members))  # read again by the next stage
           # The last chunk is filled up with copies of its last client, left
           # out of the sums, so that every chunk has the same shape.
           members += [members[-1]] * (size - len(members))
           keep = np.zeros(size, np.float32)
-          keep[:hi - lo] = 1.0
+          keep[:len(ids)] = 1.0
           lease = _values.BufferLease()
           with lease:
-            reps[index] = _values.pad_clients(t.member.element, members)
+            reps[index] = pad_chunk(element, members, equal, seen)
           if running is None:
             running = zeros(reps, keep, prev, stage, n)
           running = program(reps, keep, prev, running, stage=stage, num_clients=n, final=False)
