@@ -106,8 +106,8 @@ def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
       input_spec=((np.float32, [None, FEATURES]), (np.int32, [None])))
   trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(LR))
   state = trainer.initialize()
-  # Best of several runs: short rounds are noisier (best of 20 at <= 100
-  # clients, 3 at 1,000, 2 at 10,000).
+  # Best of several runs, for fedjit and the loops alike: short rounds are
+  # noisier (best of 20 at <= 100 clients, 3 at 1,000, 2 at 10,000).
   repeats = 20 if clients <= 100 else 3 if clients <= 1000 else 2
   out = {"model": model_name, "clients": clients, "sizes": sizes, "steps": steps,
          "examples": total}
@@ -179,7 +179,7 @@ def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
       total_w += n
     return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
   per_client()
-  out["per_client_loop"] = _timed(per_client, 1)
+  out["per_client_loop"] = _timed(per_client, repeats)
 
   # (iii) per-step Python loop calling a jitted SGD step.
   @jax.jit
@@ -198,7 +198,7 @@ def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
       total_w += n
     return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
   per_step()
-  out["per_step_loop"] = _timed(per_step, 1)
+  out["per_step_loop"] = _timed(per_step, repeats)
 
   # (iv) fedjit's strategies, forced.
   if strategies:

@@ -33,9 +33,11 @@ def _clients(sizes, seed=0):
   return out
 
 
-def _chunk_size(n):
-  """Equal chunks of at most MIN_CHUNK clients (the tiny-MB setting)."""
-  return math.ceil(n / math.ceil(n / _streaming.MIN_CHUNK))
+def _chunks(n):
+  """Chunk sizes with the tiny-MB setting: equal chunks of at most 16
+  (MIN_CHUNK) clients."""
+  count = math.ceil(n / 16)
+  return [math.ceil(n / count)] * count
 
 
 @pytest.fixture
@@ -70,8 +72,8 @@ def test_streamed_fed_avg_equals_reference(sizes, options, padded):
     ref = trainer.next(trainer.initialize(), data)
   with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY, **options)):
     got = trainer.next(trainer.initialize(), data)
-  # 200 clients: four chunks of 50 (ceil(200 / 64) = 4), not one cohort of 200.
-  assert padded == [50] * 4
+  # 200 clients: 13 chunks of 16 (ceil(200 / 16) = 13), not one cohort of 200.
+  assert padded == _chunks(200) == [16] * 13
   for k in ("w", "b"):
     np.testing.assert_allclose(got.state.global_model_weights.trainable[k],
                                ref.state.global_model_weights.trainable[k], atol=1e-5)
@@ -84,21 +86,36 @@ def test_streaming_is_the_default_for_large_cohorts_only(padded):
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   state = trainer.initialize()
   data = _clients(EQUAL)
-  trainer.next(state, data)  # 200 tiny clients: far below 32 MB, one cohort
+  trainer.next(state, data)  # 200 tiny clients: far below 4 MB, one cohort
   assert padded == [200]
   del padded[:]
   with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY)):
-    trainer.next(state, data[:100])  # fewer than two chunks' worth of clients
-  assert padded == [100]
+    trainer.next(state, data[:31])  # fewer than two chunks of 16 clients
+  assert padded == [31]
   del padded[:]
   with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=None)):
     trainer.next(state, data)
   assert padded == [200]
+  del padded[:]
+  # 40 clients of 7,000 examples (16 bytes each): 4.5 MB, over the 4 MB from
+  # which cohorts stream by default, in three chunks of ceil(40 / 3) = 14.
+  rng = np.random.default_rng(7)
+  big = []
+  for _ in range(40):
+    x = rng.normal(size=(7000, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    big.append([(x[i:i + 500], y[i:i + 500]) for i in range(0, 7000, 500)])
+  got = trainer.next(state, big)
+  assert padded == [14] * 3
+  with fedjit.backend("reference"):
+    ref = trainer.next(state, big)
+  np.testing.assert_allclose(got.state.global_model_weights.trainable["w"],
+                             ref.state.global_model_weights.trainable["w"], atol=1e-5)
 
 
 def test_filler_clients_of_the_last_chunk_are_left_out(padded):
-  # 130 clients: chunks of ceil(130 / 3) = 44, the last with 42 real clients
-  # and 2 copies of its last client that must not count.
+  # 130 clients: nine chunks of ceil(130 / 9) = 15, the last with 10 real
+  # clients and 5 copies of its last client that must not count.
   @fedjit.jax_computation(SequenceType(X))
   def stats(data):
     total = data.reduce(jnp.float32(0.0), lambda t, x: t + jnp.sum(x))
@@ -116,7 +133,7 @@ def test_filler_clients_of_the_last_chunk_are_left_out(padded):
   totals = np.array([sum(float(x.sum()) for x in c) for c in data])
   with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY)):
     count, mean, total = summarize(data)
-  assert padded == [_chunk_size(130)] * 3 == [44] * 3
+  assert padded == _chunks(130) == [15] * 9
   assert int(count) == 130
   np.testing.assert_allclose(mean, totals.mean(), rtol=1e-5)
   np.testing.assert_allclose(total, totals.sum(), rtol=1e-5)
@@ -146,7 +163,7 @@ def test_two_aggregation_stages_stream_the_data_twice(padded):
   sums = np.array([sum(float(x[:, 0].sum()) for x in c) for c in data])
   with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY)):
     mean, var = variance(data)
-  assert padded == [50] * 6  # three chunks, twice
+  assert padded == _chunks(150) * 2 == [15] * 20  # ten chunks, twice
   np.testing.assert_allclose(mean, sums.mean(), rtol=1e-5)
   np.testing.assert_allclose(var, sums.var(), rtol=1e-4)
 

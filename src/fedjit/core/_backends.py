@@ -824,16 +824,18 @@ class VectorizedBackend(Backend):
       local devices, e.g. several GPUs, or CPU devices made with
       `XLA_FLAGS=--xla_force_host_platform_device_count=4`; None: one).
       Each device loops over its share and the partial aggregates are added.
-    stream_chunk_mb: a cohort passed as Python lists (not a Population) with
-      more client data than this many megabytes is padded and run in chunks
-      of about this size: the program of one chunk adds its clients to the
-      running sums of the round's aggregations while the next chunk is
-      padded, and the final program finishes the round. Padding then
-      overlaps the computation, and the padded copy of the cohort takes
-      about two chunks of memory instead of all of it. Used when the client
-      data reach the rest of the round only through client maps and their
-      aggregations (FedAvg and its relatives, evaluation); results equal
-      the one-program round up to float rounding. None: never.
+    stream_chunk_mb: a cohort passed as Python lists (not a Population) of
+      more than 4 MB of client data and at least 32 clients is padded and
+      run in chunks of clients, each at most this many megabytes and an
+      eighth of the cohort (but at least 16 clients): the program of one
+      chunk adds its clients to the running sums of the round's
+      aggregations while the host pads the next chunk, and a final program
+      finishes the round. Padding then overlaps the computation, and the
+      padded copy of the cohort takes about two chunks of memory instead of
+      all of it. Used when the client data reach the rest of the round only
+      through client maps and their aggregations (FedAvg and its relatives,
+      federated evaluation); results equal the one-program round up to
+      float rounding. None: never.
 
   Example:
     >>> with fedjit.backend("vectorized", client_map="vmap"):

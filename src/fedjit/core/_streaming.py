@@ -24,7 +24,6 @@ import functools
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fedjit.core import _values
@@ -37,7 +36,9 @@ from fedjit.core._types import FederatedType, SequenceType, StructType
 
 __all__ = ["stream_plan", "run_streamed"]
 
-MIN_CHUNK = 64  # clients per chunk at least (bucketing works from 64 clients)
+MIN_CHUNK = 16  # clients per chunk at least
+MIN_CHUNKS = 8  # chunks per round at least, where MIN_CHUNK allows
+MIN_STREAM_BYTES = 4 << 20  # smaller cohorts are padded at once (cheap anyway)
 _SAMPLE = 16  # clients whose sizes estimate the cohort's bytes per client
 
 
@@ -145,7 +146,7 @@ def _program(backend, comp: FederatedComputation, plan):
     if shapes not in zeros_cache:
       zeros_cache[shapes] = jax.eval_shape(functools.partial(
           run, stage=stage, num_clients=num_clients, final=False), reps, keep, prev, None)
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros_cache[shapes])
+    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), zeros_cache[shapes])
 
   cache[key] = (jitted, zeros)
   return cache[key]
@@ -194,7 +195,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   what = _what(comp, index)
   value = args[index]
   if not isinstance(value, list) or len(value) < 2 * MIN_CHUNK:
-    return None
+    return None  # too few clients to split
   n = len(value)
   done: dict[int, list] = {}
 
@@ -211,7 +212,11 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   sample = order[::max(1, n // _SAMPLE)][:_SAMPLE]
   done.update({i: normalized(i) for i in sample if i not in done})
   per_client = max(1, sum(_client_bytes(done[i]) for i in sample) // len(sample))
-  size = max(MIN_CHUNK, int(chunk_bytes // per_client))
+  if n * per_client <= min(MIN_STREAM_BYTES, chunk_bytes):
+    return None
+  # Several chunks, so that padding them overlaps most of the computation,
+  # and none larger than `chunk_bytes`.
+  size = max(MIN_CHUNK, min(n // MIN_CHUNKS, int(chunk_bytes // per_client)))
   # The chunk size of an earlier round of as many clients is kept while the
   # estimate is within 2x of it, so that rounds reuse compiled programs.
   sizes_used = comp.__dict__.setdefault("_stream_chunk_sizes", {})
