@@ -114,8 +114,8 @@ def test_streaming_is_the_default_for_large_cohorts_only(padded):
 
 
 def test_filler_clients_of_the_last_chunk_are_left_out(padded):
-  # 130 clients: nine chunks of ceil(130 / 9) = 15, the last with 10 real
-  # clients and 5 copies of its last client that must not count.
+  # 130 clients: nine chunks of ceil(130 / 9) = 15, the first with 10 real
+  # clients and 5 copies of its shortest client that must not count.
   @fedjit.jax_computation(SequenceType(X))
   def stats(data):
     total = data.reduce(jnp.float32(0.0), lambda t, x: t + jnp.sum(x))

@@ -180,10 +180,11 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   if the cohort is small enough to pad at once (the caller then runs the
   one-program round).
 
-  Clients are taken longest first, so each chunk holds clients of similar
+  Clients are taken shortest first, so each chunk holds clients of similar
   length and is padded to one length with little waste: the longest in the
   chunk, rounded up to a power of two unless all clients of the cohort are
-  equally long (a few compiled chunk programs serve all rounds). Element
+  equally long (a few compiled chunk programs serve all rounds). The first
+  chunk, whose padding nothing overlaps, is then the smallest. Element
   leaves are padded to the largest shape seen for the computation (e.g. the
   full batch size), for the same reason.
   """
@@ -208,15 +209,19 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   if lengths is None:  # e.g. generators: read every client first
     done = {i: normalized(i) for i in range(n)}
     lengths = [len(done[i]) for i in range(n)]
-  order = sorted(range(n), key=lambda i: -lengths[i])
+  order = sorted(range(n), key=lambda i: lengths[i])
   sample = order[::max(1, n // _SAMPLE)][:_SAMPLE]
   done.update({i: normalized(i) for i in sample if i not in done})
-  per_client = max(1, sum(_client_bytes(done[i]) for i in sample) // len(sample))
-  if n * per_client <= min(MIN_STREAM_BYTES, chunk_bytes):
+  # Bytes per element (batch), and the cohort's bytes estimated from them.
+  per_element = max(max(1, _client_bytes(done[i])) / max(1, len(done[i])) for i in sample)
+  if sum(lengths) * per_element <= min(MIN_STREAM_BYTES, chunk_bytes):
     return None
+  equal = len(set(lengths)) == 1
+  longest = max(lengths[order[-1]], 1)
+  padded_client = (longest if equal else _values._pow2(longest)) * per_element
   # Several chunks, so that padding them overlaps most of the computation,
-  # and none larger than `chunk_bytes`.
-  size = max(MIN_CHUNK, min(n // MIN_CHUNKS, int(chunk_bytes // per_client)))
+  # and none (not even the longest clients' chunk) larger than `chunk_bytes`.
+  size = max(MIN_CHUNK, min(n // MIN_CHUNKS, int(chunk_bytes // padded_client)))
   # The chunk size of an earlier round of as many clients is kept while the
   # estimate is within 2x of it, so that rounds reuse compiled programs.
   sizes_used = comp.__dict__.setdefault("_stream_chunk_sizes", {})
@@ -227,7 +232,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   sizes_used[n] = size
   chunks = math.ceil(n / size)
   size = math.ceil(n / chunks)  # chunks of equal size: one compiled program
-  equal = len(set(lengths)) == 1
+  fill = chunks * size - n  # filler clients, in the first chunk
 
   element = t.member.element
   seen = comp.__dict__.setdefault("_stream_leaf_sizes", {})
@@ -249,13 +254,13 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
         running = None
         for c in range(chunks):
           settle(1)  # at most two chunks' padded copies at a time
-          ids = order[c * size:(c + 1) * size]
+          ids = order[max(0, c * size - fill):(c + 1) * size - fill]
           members = [normalized(i) for i in ids]
           if stage + 1 < len(streamed):
             done.update(zip(ids, members))  # read again by the next stage
-          # The last chunk is filled up with copies of its last client, left
-          # out of the sums, so that every chunk has the same shape.
-          members += [members[-1]] * (size - len(members))
+          # The first chunk is filled up with copies of its shortest client,
+          # left out of the sums, so that every chunk has the same shape.
+          members += [members[0]] * (size - len(members))
           keep = np.zeros(size, np.float32)
           keep[:len(ids)] = 1.0
           lease = _values.BufferLease()
