@@ -240,21 +240,19 @@ def compilations(rounds: int = 100) -> dict:
   client_data = simulation.ClientData.from_clients_and_fn(
       [str(i) for i in range(len(population))],
       lambda cid: simulation.Dataset.from_batches(population[int(cid)]))
-  compiled = fedjit.get_backend().compiled(trainer.next)
+  backend = fedjit.get_backend()
   simulation.run_training(trainer, client_data, rounds=rounds, clients_per_round=100,
                           progress=False)
-  with_loop = compiled._cache_size()
-  # The same with lists of datasets passed to next() directly: each round's
-  # cohort is bucketed on its own, so shapes vary more.
+  with_loop = backend.compilations(trainer.next)
+  # The same with lists of datasets passed to next() directly: cohorts over
+  # 4 MB are streamed (chunk programs, one per power of two of client
+  # length), smaller ones bucketed on their own, so shapes vary more.
   state = trainer.initialize()
   for r in range(rounds):
     cohort = [population[i] for i in rng.choice(len(population), 100, replace=False)]
     state = trainer.next(state, cohort).state
-  # Streamed rounds (cohorts over 4 MB) run chunk programs of their own:
-  # one compilation per trace.
-  streamed = len(trainer.next.__dict__.get("_stream_traces", []))
   return {"rounds": rounds, "cohort": 100, "compilations": with_loop,
-          "compilations_lists": compiled._cache_size() - with_loop + streamed}
+          "compilations_lists": backend.compilations(trainer.next) - with_loop}
 
 
 def _fmt(v, unit="", digits=3):

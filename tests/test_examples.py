@@ -85,7 +85,7 @@ def test_thousand_clients_example_learns_and_compiles_once(capsys):
     ids = example.simulation.sample_clients(train.client_ids, 100, round_num=r)
     assert examples == sum(sizes[c] for c in ids)
   # Four rounds of different cohorts, one compiled program.
-  assert example.fedjit.get_backend().compiled(trainers[0].next)._cache_size() == 1
+  assert example.fedjit.get_backend().compilations(trainers[0].next) == 1
 
 
 def test_thousand_clients_population_round_equals_reference_backend_with_lists():

@@ -227,7 +227,8 @@ def test_streamed_rounds_compile_once_per_chunk_shape():
     for _ in range(4):  # different clients of equal size every round
       state = trainer.next(state, _clients([6] * 200, seed=int(rng.integers(1 << 30)))).state
   # Traced (and compiled) twice: the chunk program and the final program.
-  assert trainer.next.__dict__["_stream_traces"] == [0, 1]
+  assert trainer.next.__dict__["_stream_traces"][backend._key()] == [0, 1]
+  assert backend.compilations(trainer.next) == 2
 
 
 def test_bad_stream_chunk_mb_is_refused():
@@ -244,9 +245,10 @@ def test_power_law_rounds_compile_a_few_chunk_programs():
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   state = trainer.initialize()
   rng = np.random.default_rng(6)
-  with fedjit.backend(fedjit.VectorizedBackend(stream_chunk_mb=TINY)):
+  backend = fedjit.VectorizedBackend(stream_chunk_mb=TINY)
+  with fedjit.backend(backend):
     for r in range(6):
       sizes = np.clip(rng.lognormal(1.5, 1.0, 200).astype(int), 1, 60)
       state = trainer.next(state, _clients(sizes, seed=r)).state
-  traces = trainer.next.__dict__["_stream_traces"]
+  traces = trainer.next.__dict__["_stream_traces"][backend._key()]
   assert traces.count(1) == 1 and traces.count(0) <= 6

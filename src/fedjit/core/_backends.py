@@ -897,8 +897,26 @@ class VectorizedBackend(Backend):
     cache = comp.__dict__.setdefault("_compiled", {})
     key = self._key()
     if key not in cache:
-      cache[key] = jax.jit(lambda *reps: self.trace(comp, list(reps)))
+      traces = comp.__dict__.setdefault("_traces", {})
+
+      def program(*reps):  # traced once per compilation
+        traces[key] = traces.get(key, 0) + 1
+        return self.trace(comp, list(reps))
+      cache[key] = jax.jit(program)
     return cache[key]
+
+  def compilations(self, comp: Computation) -> int:
+    """How many programs this backend's settings have compiled for `comp`:
+    one per input shape of the one-program round, plus the chunk and final
+    programs of streamed rounds (see `stream_chunk_mb`).
+
+    Example:
+      >>> fedjit.get_backend().compilations(trainer.next)  # after 100 rounds
+      1
+    """
+    key = self._key()
+    streamed = comp.__dict__.get("_stream_traces", {}).get(key, [])
+    return comp.__dict__.get("_traces", {}).get(key, 0) + len(streamed)
 
   def run(self, comp, args):
     types = _param_types(comp)

@@ -130,7 +130,7 @@ def _program(backend, comp: FederatedComputation, plan):
         return done.totals
       return _unwrap(ops, comp.type_signature.result, out)
 
-  traces = comp.__dict__.setdefault("_stream_traces", [])
+  traces = comp.__dict__.setdefault("_stream_traces", {}).setdefault(key, [])
 
   def traced(*args, **kwargs):  # runs once per compilation
     traces.append(kwargs["stage"])
