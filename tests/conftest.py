@@ -25,6 +25,32 @@ def any_backend(request):
     yield request.param
 
 
+def softmax3_model():
+  """Softmax regression on 3 features, 2 classes, zero initial weights."""
+  import jax.numpy as jnp
+  import numpy as np
+  import optax
+  from fedjit import learning
+  return learning.models.from_functions(
+      lambda k: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)},
+      lambda p, x: x @ p["w"] + p["b"],
+      lambda y, logits: optax.softmax_cross_entropy_with_integer_labels(logits, y),
+      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
+
+
+def batched_clients(sizes, seed=0):
+  """One list of (x, y) batches of 2 per size: x ~ N(0, 1) with 3 features,
+  y = x[:, 0] > 0 (for `softmax3_model`)."""
+  import numpy as np
+  rng = np.random.default_rng(seed)
+  out = []
+  for n in sizes:
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    out.append([(x[i:i + 2], y[i:i + 2]) for i in range(0, n, 2)])
+  return out
+
+
 def load_example(name: str):
   """Imports examples/<name>.py as a module."""
   import importlib.util

@@ -3,30 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+from conftest import batched_clients as _clients
+from conftest import softmax3_model as _model
 
 import fedjit
 from fedjit import learning
 from fedjit.core import _values
-
-
-def _model():
-  return learning.models.from_functions(
-      lambda k: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)},
-      lambda p, x: x @ p["w"] + p["b"],
-      lambda y, logits: optax.softmax_cross_entropy_with_integer_labels(logits, y),
-      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
-
-
-def _clients(sizes, seed=0):
-  rng = np.random.default_rng(seed)
-  out = []
-  for n in sizes:
-    x = rng.normal(size=(n, 3)).astype(np.float32)
-    y = (x[:, 0] > 0).astype(np.int32)
-    out.append([(x[i:i + 2], y[i:i + 2]) for i in range(0, n, 2)])
-  return out
 
 
 def test_power_law_cohort_is_bucketed_with_small_padding():

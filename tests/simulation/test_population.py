@@ -5,19 +5,13 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import softmax3_model as _model
+
 import fedjit
 from fedjit import learning, simulation
 from fedjit.core import FederatedTypeError
 
 LR = 0.3
-
-
-def _model():
-  return learning.models.from_functions(
-      lambda k: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)},
-      lambda p, x: x @ p["w"] + p["b"],
-      lambda y, logits: optax.softmax_cross_entropy_with_integer_labels(logits, y),
-      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
 
 
 def _client_data(sizes, seed=0):

@@ -630,9 +630,6 @@ class VectorizedOps(Ops):
   def _fused_totals(self, fn, v: Clients, contributions, valid):
     """Σ over the clients of `v` of contributions(fn(client)); clients with
     `valid == 0` (bucket filler) contribute nothing."""
-    def add(a, b):
-      return jax.tree_util.tree_map(jnp.add, a, b)
-
     leaves, treedef = jax.tree_util.tree_flatten(v.value)
     flags = jax.tree_util.tree_leaves(v.mapped)
     mapped = [l for l, f in zip(leaves, flags) if f]
@@ -670,18 +667,18 @@ class VectorizedOps(Ops):
           ok = valid[i]
           parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)),
                                          parts)
-        return add(c, parts), None
+        return _add(c, parts), None
       totals, _ = jax.lax.scan(client, zero, jnp.arange(num))
       return totals
 
     def block(c, xs):
       parts = jax.vmap(one)(xs)
-      return add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
+      return _add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
     blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
     totals, _ = jax.lax.scan(block, zero, blocks)
     if whole < num:  # the clients left over after whole chunks
       rest = jax.vmap(one)([x[whole:] for x in mapped])
-      totals = add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
+      totals = _add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
     return totals
 
   def federated_mean(self, node, v, w=None):
@@ -924,7 +921,8 @@ class VectorizedBackend(Backend):
       from fedjit.core import _streaming
       plan = _streaming.stream_plan(comp, types)
       if plan is not None:
-        out = _streaming.run_streamed(self, comp, args, plan, self.stream_chunk_mb * 2 ** 20)
+        out = _streaming.run_streamed(self, comp, args, types, plan,
+                                      self.stream_chunk_mb * 2 ** 20)
         if out is not None:
           return out[0]
     with _values.buffer_lease():

@@ -27,12 +27,13 @@ import jax
 import numpy as np
 
 from fedjit.core import _values
+from fedjit.core._backends import (VectorizedOps, _add, _has_client_values, _param_types,
+                                   _unwrap, _what, _wrap)
 from fedjit.core._computations import FederatedComputation, executing
 from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import evaluate
-from fedjit.core._placements import CLIENTS
 from fedjit.core._sequence import PaddedSequence
-from fedjit.core._types import FederatedType, SequenceType, StructType
+from fedjit.core._types import FederatedType, SequenceType
 
 __all__ = ["stream_plan", "run_streamed"]
 
@@ -50,12 +51,6 @@ class _StageDone(Exception):
     self.totals = totals
 
 
-def _has_clients(t) -> bool:
-  if isinstance(t, FederatedType):
-    return t.placement == CLIENTS and not t.all_equal
-  return isinstance(t, StructType) and any(_has_clients(e) for e in t.types())
-
-
 def stream_plan(comp: FederatedComputation, types: list):
   """(parameter index, fused node indices) when `comp` can be streamed.
 
@@ -66,7 +61,7 @@ def stream_plan(comp: FederatedComputation, types: list):
   if "_stream_plan" in comp.__dict__:
     return comp.__dict__["_stream_plan"]
   plan = None
-  clients = [i for i, t in enumerate(types) if _has_clients(t)]
+  clients = [i for i, t in enumerate(types) if _has_client_values(t)]
   if (len(clients) == 1 and isinstance(types[clients[0]], FederatedType)
       and isinstance(types[clients[0]].member, SequenceType)):
     graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
@@ -96,8 +91,6 @@ def _client_bytes(member) -> int:
 
 def _program(backend, comp: FederatedComputation, plan):
   """The jitted chunk/final program of `comp` (one per backend setting)."""
-  from fedjit.core._backends import VectorizedOps, _add, _param_types, _unwrap, _wrap
-
   cache = comp.__dict__.setdefault("_stream_programs", {})
   key = backend._key()
   if key in cache:
@@ -158,7 +151,7 @@ def pad_chunk(element, members: list, equal: bool, seen: dict) -> PaddedSequence
   flat = _values._flatten_elements(element, members)
   sizes = _values._max_leaf_sizes(_values._leaf_types(element), flat)
   if element in seen:
-    sizes = [tuple(max(a, b) for a, b in zip(s, m)) for s, m in zip(sizes, seen[element])]
+    sizes = _values.grown_sizes(sizes, seen[element])
   seen[element] = sizes
   longest = max(len(m) for m in members)
   steps = longest if equal else _values._pow2(max(longest, 1))
@@ -175,7 +168,8 @@ def _lengths(value: list) -> "list[int] | None":
     return None
 
 
-def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_bytes: float):
+def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, plan,
+                 chunk_bytes: float):
   """Runs `comp` streaming its client data in chunks: `(result,)`, or None
   if the cohort is small enough to pad at once (the caller then runs the
   one-program round).
@@ -188,10 +182,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   leaves are padded to the largest shape seen for the computation (e.g. the
   full batch size), for the same reason.
   """
-  from fedjit.core._backends import _param_types, _what
-
   index, streamed = plan
-  types = _param_types(comp)
   t = types[index]
   what = _what(comp, index)
   value = args[index]
@@ -203,7 +194,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, plan, chunk_b
   def normalized(i):
     if i in done:
       return done.pop(i)
-    return _values.normalize(t.member, value[i], np, f"{what + ', ' if what else ''}client {i}")
+    return _values.normalize(t.member, value[i], np, _values.client_what(what, i))
 
   lengths = _lengths(value)
   if lengths is None:  # e.g. generators: read every client first

@@ -185,6 +185,11 @@ def _client_members(t: FederatedType, value: Any, what: str) -> list:
       f"{describe(value)}.")
 
 
+def client_what(what: str, i: int) -> str:
+  """How errors name client `i` of an argument described by `what`."""
+  return f"{what + ', ' if what else ''}client {i}"
+
+
 def _placed_members(t: FederatedType, value: Any, xp, what: str):
   """Returns (members, is_list) for a federated Python value."""
   if t.placement == CLIENTS and not t.all_equal:
@@ -195,7 +200,7 @@ def _placed_members(t: FederatedType, value: Any, xp, what: str):
           f"{' (' + what + ')' if what else ''}, got an empty list.")
     out = []
     for i, m in enumerate(members):
-      out.append(normalize(t.member, m, xp, f"{what + ', ' if what else ''}client {i}"))
+      out.append(normalize(t.member, m, xp, client_what(what, i)))
     return out, True
   return normalize(t.member, value, xp, what), False
 
@@ -374,6 +379,13 @@ def _max_leaf_sizes(leaf_types: list[TensorType], flat: list[list]) -> list[tupl
         dims[k] = max([e[j].shape[k] for c in flat for e in c] + [1])
     sizes.append(tuple(dims))
   return sizes
+
+
+def grown_sizes(sizes: list[tuple], remembered: list[tuple]) -> list[tuple]:
+  """Leaf shapes at least as large as both `sizes` and `remembered`, so
+  that later cohorts keep the padded shapes (and compiled programs) of
+  earlier ones."""
+  return [tuple(max(a, b) for a, b in zip(s, m)) for s, m in zip(sizes, remembered)]
 
 
 def _flatten_elements(element_type: Type, clients: list[list]) -> list[list]:
@@ -685,7 +697,7 @@ def pad_clients(element_type: Type, clients: list[list]):
   layout, memory = _choose_layout((element_type, len(clients)), lengths, _own_layout(lengths))
   with _layouts_lock:
     if memory.leaf_sizes is not None:
-      sizes = [tuple(max(a, b) for a, b in zip(s, m)) for s, m in zip(sizes, memory.leaf_sizes)]
+      sizes = grown_sizes(sizes, memory.leaf_sizes)
     memory.leaf_sizes = sizes
   members = layout.assign(lengths)
   if len(layout.counts) == 1 and layout.counts[0] == len(clients):
