@@ -133,12 +133,14 @@ def test_functional_model_from_keras_with_tff_keywords():
   x[3:] = 100.0
   y[3:] = 2
   mask = np.array([1, 1, 1, 0, 0], np.float32)
-  loss, (preds, non_trainable) = model.loss(weights, (x, y), jnp.asarray(mask))
+  out = model.forward_pass(weights, (x, y), jnp.asarray(mask))
+  loss = out.loss
+  assert float(model.loss(weights, (x, y), jnp.asarray(mask))) == float(loss)
   probs = np_dense_softmax(x, w, b)
   expected = np_cross_entropy(probs[:3], y[:3]).mean()
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
   assert abs(expected - np_cross_entropy(probs, y).mean()) > 0.1  # mask matters
-  assert non_trainable == []
+  assert out.non_trainable == [] and int(out.num_examples) == 3
 
   np.testing.assert_allclose(np.asarray(model.predict_on_batch(weights, x)),
                              np.asarray(keras_model(x)), rtol=1e-6, atol=1e-7)
@@ -175,7 +177,7 @@ def test_from_keras_model_two_layers_logits_and_metrics():
   np.testing.assert_allclose(preds, logits, rtol=1e-5, atol=1e-6)
 
   mask = np.array([1, 0, 1, 1, 0, 1], np.float32)
-  loss, _ = model.loss(model.initial_weights, (x, y), jnp.asarray(mask))
+  loss = model.loss(model.initial_weights, (x, y), jnp.asarray(mask))
   per_example = np_cross_entropy(np_softmax(logits), y)
   np.testing.assert_allclose(float(loss), per_example[mask == 1].mean(), rtol=1e-5)
 
@@ -384,7 +386,7 @@ def test_from_flax_model_predictions_equal_the_module():
   logits = h @ np.asarray(l2.kernel[...]) + np.asarray(l2.bias[...])
   np.testing.assert_allclose(preds, logits, rtol=1e-5, atol=1e-6)
   mask = np.array([1, 1, 0, 1, 0], np.float32)
-  loss, _ = model.loss(model.initial_weights, (x, y), jnp.asarray(mask))
+  loss = model.loss(model.initial_weights, (x, y), jnp.asarray(mask))
   expected = np_cross_entropy(np_softmax(logits), y)[mask == 1].mean()
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
@@ -414,7 +416,7 @@ def test_from_flax_model_with_batch_norm_predictions_equal_the_module():
 def test_from_flax_model_with_batch_norm_eager_training_call_on_initial_weights():
   model = fl_models.from_flax_model(_flax_model(batch_norm=True), _logits_loss, SPEC)
   x, y = make_xy(5, seed=10)
-  loss, _ = model.loss(model.initial_weights, (x, y), jnp.ones(5))
+  loss = model.loss(model.initial_weights, (x, y), jnp.ones(5))
   assert np.isfinite(float(loss))
 
 

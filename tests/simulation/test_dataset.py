@@ -1,5 +1,7 @@
 """Dataset and ClientData: contents, types and errors."""
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -221,3 +223,148 @@ def test_numpy_default_dtypes_give_a_spec_a_model_accepts():
   assert out.metrics["client_work"]["train"]["num_examples"] == 80
   # Loss of zero weights on two classes is log(2).
   np.testing.assert_allclose(out.metrics["client_work"]["train"]["loss"], np.log(2), rtol=1e-2)
+
+
+# --------------------------------------------- from_tensor_slices, as tf.data
+
+# The cases of tf.data's own from_tensor_slices tests
+# (tensorflow/python/data/kernel_tests/from_tensor_slices_test.py), with
+# their inputs and expected values as they are there.
+
+def test_from_tensor_slices_tuple_of_arrays_tf_case():
+  components = (
+      np.tile(np.array([[1], [2], [3], [4]]), 20),
+      np.tile(np.array([[12], [13], [14], [15]]), 22),
+      np.array([37.0, 38.0, 39.0, 40.0]),
+  )
+  dataset = Dataset.from_tensor_slices(components)
+  assert [t.shape for t in dataset.element_spec] == [c.shape[1:] for c in components]
+  results = dataset.as_elements()
+  assert len(results) == 4
+  for i in range(4):
+    for component, result_component in zip(components, results[i]):
+      np.testing.assert_array_equal(component[i], result_component)
+
+
+def test_from_tensor_slices_with_dict_tf_case():
+  components = {"foo": [1, 2, 3], "bar": [[4.0], [5.0], [6.0]]}
+  dataset = Dataset.from_tensor_slices(components)
+  assert dataset.element_spec["foo"] == fedjit.TensorType(np.int32, ())
+  assert dataset.element_spec["bar"] == fedjit.TensorType(np.float32, (1,))
+  results = dataset.as_elements()
+  assert len(results) == 3
+  for i in range(3):
+    assert components["foo"][i] == results[i]["foo"]
+    assert components["bar"][i] == results[i]["bar"]
+  assert results[0]["foo"].dtype == np.int32 and results[0]["bar"].dtype == np.float32
+
+
+def test_from_tensor_slices_with_uint_dtypes_tf_case():
+  components = (
+      np.tile(np.array([[0], [1]], dtype=np.uint8), 2),
+      np.tile(np.array([[2], [256]], dtype=np.uint16), 2),
+      np.tile(np.array([[4], [65536]], dtype=np.uint32), 2),
+      np.tile(np.array([[8], [4294967296]], dtype=np.uint64), 2),
+  )
+  expected_output = [tuple([c[i] for c in components]) for i in range(2)]
+  dataset = Dataset.from_tensor_slices(components)
+  # NumPy arrays keep their dtypes (the spec reports uint64 as JAX computes it).
+  assert [np.asarray(c).dtype for c in dataset.as_elements()[0]] == [
+      np.uint8, np.uint16, np.uint32, np.uint64]
+  for expected, got in zip(expected_output, dataset.as_elements()):
+    for e, g in zip(expected, got):
+      np.testing.assert_array_equal(e, g)
+
+
+def test_from_tensor_slices_lists_and_multiple_components_tf_cases():
+  assert Dataset.from_tensor_slices([1, 2, 3]).as_elements() == [1, 2, 3]  # testOneDimensionalArray
+  two = Dataset.from_tensor_slices([[1, 2], [3, 4]])  # testTwoDimensionalArray
+  assert [e.tolist() for e in two.as_elements()] == [[1, 2], [3, 4]]
+  multi = Dataset.from_tensor_slices(([1, 2], [3, 4], [5, 6]))  # testMultipleComponents
+  assert [tuple(int(v) for v in e) for e in multi.as_elements()] == [(1, 3, 5), (2, 4, 6)]
+  d = Dataset.from_tensor_slices({"a": [1, 2], "b": [3, 4]})  # testDictionary
+  assert [{k: int(v) for k, v in e.items()} for e in d.as_elements()] == [
+      {"a": 1, "b": 3}, {"a": 2, "b": 4}]
+  assert Dataset.from_tensor_slices([42]).as_elements() == [42]  # testName
+  with pytest.raises(ValueError):  # testFromTensorSlicesEmptyComponent
+    Dataset.from_tensor_slices(())
+
+
+def test_from_tensor_slices_python_values_get_tf_dtypes():
+  assert str(Dataset.from_tensor_slices([1.0, 2.0, 3.0]).element_spec) == "float32"
+  assert Dataset.from_tensor_slices([1.0, 2.0]).numpy().dtype == np.float32
+  assert Dataset.from_tensor_slices([1, 2]).numpy().dtype == np.int32
+  assert Dataset.from_tensor_slices([2**40, 1]).numpy().dtype == np.int64  # does not fit int32
+  assert Dataset.from_tensor_slices([True, False]).numpy().dtype == np.bool_
+  assert Dataset.from_tensor_slices([1, 2.5]).numpy().tolist() == [1.0, 2.5]
+  strings = Dataset.from_tensor_slices(["a", "bc"])
+  assert strings.numpy().tolist() == ["a", "bc"]
+  # NumPy and JAX arrays keep their dtypes; lists of arrays are stacked.
+  assert Dataset.from_tensor_slices(np.arange(3, dtype=np.int16)).numpy().dtype == np.int16
+  import jax.numpy as jnp
+  assert Dataset.from_tensor_slices(jnp.arange(3.0)).numpy().tolist() == [0.0, 1.0, 2.0]
+  stacked = Dataset.from_tensor_slices([np.zeros(2, np.float32), np.ones(2, np.float32)])
+  assert str(stacked.element_spec) == "float32[2]" and len(stacked) == 2
+
+
+def test_from_tensor_slices_nested_dicts_tuples_and_namedtuples():
+  ds = Dataset.from_tensor_slices(({"x": [1.0, 2.0, 3.0]}, {"y": [2.0, 4.0, 6.0]}))
+  assert str(ds.element_spec) == "<<x=float32>,<y=float32>>"
+  assert ds.as_elements()[1] == ({"x": 2.0}, {"y": 4.0})
+  nested = Dataset.from_tensor_slices({"a": {"b": [[1, 2], [3, 4]], "c": ([5, 6], [7.0, 8.0])}})
+  assert str(nested.element_spec) == "<a=<b=int32[2],c=<int32,float32>>>"
+  second = nested.as_elements()[1]
+  assert second["a"]["b"].tolist() == [3, 4] and second["a"]["c"] == (6, 8.0)
+  Point = collections.namedtuple("Point", ["x", "y"])
+  points = Dataset.from_tensor_slices(Point(x=[1.0, 2.0], y=[3, 4]))
+  first = points.as_elements()[0]
+  assert isinstance(first, Point) and first.x == 1.0 and first.y == 3
+  ordered = Dataset.from_tensor_slices(collections.OrderedDict(z=[1], a=[2]))
+  assert list(ordered.as_elements()[0]) == ["z", "a"]  # an OrderedDict keeps its order
+  # The input is not changed.
+  data = {"x": [1.0, 2.0]}
+  Dataset.from_tensor_slices(data)
+  assert data == {"x": [1.0, 2.0]}
+
+
+def test_from_tensor_slices_errors_are_clear():
+  with pytest.raises(ValueError, match=r"scalar \(shape \(\)\).*from_tensors"):
+    Dataset.from_tensor_slices(1.0)
+  with pytest.raises(ValueError, match=r"component \['x'\] is a scalar"):
+    Dataset.from_tensor_slices({"x": 1.0, "y": [1.0]})
+  with pytest.raises(ValueError) as e:
+    Dataset.from_tensor_slices(({"x": [1.0, 2.0, 3.0]}, {"y": [2.0, 4.0]}))
+  assert "component [0]['x'] has 3 and component [1]['y'] has 2" in str(e.value)
+  with pytest.raises(ValueError, match="rectangular"):
+    Dataset.from_tensor_slices([[1, 2], [3]])
+  with pytest.raises(TypeError, match="dict of lists"):
+    Dataset.from_tensor_slices([{"x": 1.0}, {"x": 2.0}])
+  with pytest.raises(TypeError, match="is None"):
+    Dataset.from_tensor_slices({"x": None})
+  with pytest.raises(TypeError, match="Datasets of datasets"):
+    Dataset.from_tensor_slices([Dataset.from_tensor_slices([1.0])])
+
+
+def test_from_tensors_is_one_element():
+  ds = Dataset.from_tensors({"x": [1.0, 2.0], "n": 3})
+  assert str(ds.element_spec) == "<n=int32,x=float32[2]>" and len(ds) == 1
+  (element,) = ds.as_elements()
+  assert element["x"].tolist() == [1.0, 2.0] and element["n"] == 3
+  assert Dataset.from_tensors(5.0).as_elements() == [5.0]
+  with pytest.raises(ValueError, match="at least one component"):
+    Dataset.from_tensors(())
+
+
+def test_from_batches_takes_lists_and_checks_batches():
+  ds = Dataset.from_batches([([1.0, 2.0], [0, 1]), ([3.0], [1])])
+  assert str(ds.element_spec) == "<float32[?],int32[?]>" and len(ds) == 2
+  assert ds.num_examples == 3
+  with pytest.raises(ValueError, match="from_batches.*scalar"):
+    Dataset.from_batches([(1.0, [2.0])])
+
+
+def test_client_data_element_spec_is_element_type_structure():
+  data = ClientData.from_arrays({"a": {"x": [1.0, 2.0]}, "b": {"x": [3.0]}})
+  assert data.element_spec == data.element_type_structure
+  assert str(data.element_spec) == "<x=float32>"
+  assert data.serializable_dataset_fn("b").numpy()["x"].tolist() == [3.0]

@@ -17,13 +17,19 @@ from jax import export as jax_export
 import numpy as np
 
 from fedjit.core import _ir
+from fedjit._tracebacks import api_boundary
 from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
-                                 PlacementError)
+                                 PlacementError, add_context)
 from fedjit.core._sequence import PaddedSequence, Sequence
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
                                 StructType, TensorType, Type,
                                 check_no_placement_in, struct_fields, to_type)
 from fedjit.core._values import abstract_value
+
+# JAX's errors for Python control flow or conversions on traced values.
+_TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                  jax.errors.TracerIntegerConversionError,
+                  jax.errors.UnexpectedTracerError)
 
 __all__ = [
     "Computation", "JaxComputation", "FederatedComputation", "jax_computation",
@@ -206,7 +212,7 @@ class JaxComputation(Computation):
 
   def __init__(self, fn: Callable, param_types: list[Type] | None,
                name: str | None = None, param_names: list[str] | None = None):
-    self.fn = fn
+    self.fn = _arrays_out(fn)
     self.name = name or getattr(fn, "__name__", "jax_computation")
     self.param_names = param_names if param_names is not None else _positional_params(fn)
     self._param_types = param_types
@@ -258,9 +264,15 @@ class JaxComputation(Computation):
       raise
     except Exception as e:
       args = ", ".join(str(t) for t in param_types) or "no arguments"
-      raise type(e)(
-          f"While tracing jax_computation '{self.name}' with {args} "
-          f"(unknown '?' sizes are symbolic): {e}") from e
+      context = (f"While tracing jax_computation '{self.name}' with {args} "
+                 f"(unknown '?' sizes are symbolic).")
+      if isinstance(e, _TRACER_ERRORS):
+        context += (" Inside a jax_computation the arguments are traced JAX values: "
+                    "Python `if`, `float()`, `int()` or `np.asarray()` on them fail; "
+                    "use jnp.where / jax.lax.cond, and build models (Keras, Flax) "
+                    "outside the computation, passing their weights in.")
+      add_context(e, context)
+      raise
     return FunctionType(_parameter_type(self.param_names, param_types),
                         result_type_of(out))
 
@@ -302,6 +314,7 @@ class JaxComputation(Computation):
       return self.fn(arg)
     return self.fn(*_fields(arg, self.num_params))
 
+  @api_boundary
   def __call__(self, *args, **kwargs):
     builder = _ir.current_builder()
     if kwargs:
@@ -312,6 +325,28 @@ class JaxComputation(Computation):
       return self.fn(*args)
     from fedjit.core import _backends
     return _backends.execute_python_call(self, args)
+
+
+def _as_array(leaf: Any) -> Any:
+  if hasattr(leaf, "__jax_array__") and not isinstance(leaf, jax.Array):
+    return leaf.__jax_array__()  # a Keras Variable, for one
+  return leaf
+
+
+def _arrays_out(fn: Callable) -> Callable:
+  """`fn` whose results that convert to JAX arrays (Keras variables, as in
+  `return model.trainable_variables`) are returned as those arrays."""
+  if getattr(fn, "_fedjit_arrays_out", False):
+    return fn
+
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    out = fn(*args, **kwargs)
+    if any(_as_array(leaf) is not leaf for leaf in jax.tree_util.tree_leaves(out)):
+      out = jax.tree_util.tree_map(_as_array, out)  # (sorts dict keys, hence only here)
+    return out
+  wrapper._fedjit_arrays_out = True
+  return wrapper
 
 
 def _fields(arg, n):
@@ -393,6 +428,7 @@ def _placement_differs(expected, given) -> bool:
   return False
 
 
+@api_boundary
 def jax_computation(*types) -> Any:
   """Declares a JAX function as a fedjit computation (without placements).
 
@@ -421,6 +457,7 @@ def jax_computation(*types) -> Any:
     names = _positional_params(fn)
     return JaxComputation(fn, [] if not names else None)
 
+  @api_boundary
   def decorate(fn):
     names = _positional_params(fn)
     return JaxComputation(fn, _param_types(fn.__name__, names, types))
@@ -458,6 +495,7 @@ class FederatedComputation(Computation):
   def param_names(self) -> list[str]:
     return self.graph.param_names
 
+  @api_boundary
   def __call__(self, *args, **kwargs):
     if kwargs:
       args = _bind(self.name, self.param_names, args, kwargs)
@@ -478,6 +516,7 @@ class FederatedComputation(Computation):
     return _backends.execute_python_call(self, args)
 
 
+@api_boundary
 def federated_computation(*types) -> Any:
   """Traces a Python function with placed values into a federated computation.
 
@@ -506,6 +545,7 @@ def federated_computation(*types) -> Any:
       and not hasattr(types[0], "dtype"):
     return _trace(types[0], ())
 
+  @api_boundary
   def decorate(fn):
     return _trace(fn, types)
   return decorate

@@ -11,6 +11,7 @@ __all__ = [
     "PlacementError",
     "FederatedOperationError",
     "ClientComputationError",
+    "add_context",
 ]
 
 
@@ -45,3 +46,32 @@ class ClientComputationError(RuntimeError):
     super().__init__(message)
     self.computation = computation
     self.client_index = client_index
+
+
+def add_context(error: BaseException, message: str) -> BaseException:
+  """Adds `message` to `error` without rebuilding it, so that exception
+  classes whose constructors take other arguments (JAX's tracer errors, for
+  one) keep their type, message and attributes.
+
+  On Python 3.11+ the message is an exception note (printed below the
+  error); on 3.10 it is appended to a string first argument.
+
+  Example:
+    >>> try:
+    ...   float(traced)
+    ... except TypeError as e:
+    ...   add_context(e, "While tracing 'f'.")
+    ...   raise
+  """
+  if hasattr(error, "add_note"):
+    error.add_note(message)
+  elif error.args and isinstance(error.args[0], str):
+    error.args = (f"{error.args[0]}\n{message}",) + tuple(error.args[1:])
+  return error
+
+
+# Tracebacks name the public spelling: fedjit.PlacementError, not fedjit.core._errors.
+for _cls in (FederatedTypeError, PlacementError, FederatedOperationError,
+             ClientComputationError):
+  _cls.__module__ = "fedjit"
+del _cls

@@ -9,9 +9,9 @@ import jax
 import numpy as np
 
 from fedjit.core import Type
-from fedjit.simulation._dataset import Dataset, concatenate
+from fedjit.simulation._dataset import Dataset, _as_arrays, concatenate
 
-__all__ = ["ClientData", "UnknownClientError"]
+__all__ = ["ClientData", "TestClientData", "UnknownClientError"]
 
 
 class UnknownClientError(KeyError):
@@ -104,10 +104,36 @@ class ClientData:
 
   @property
   def element_type_structure(self) -> Type:
-    """The type of one element of a client's dataset."""
+    """The type of one element of a client's dataset.
+
+    Example:
+      >>> str(ClientData.from_arrays({"a": {"x": np.zeros((5, 2))}}).element_type_structure)
+      '<x=float32[2]>'
+    """
     if self._spec is None:
       self._spec = self.create_dataset_for_client(self._ids[0]).element_spec
     return self._spec
+
+  @property
+  def element_spec(self) -> Type:
+    """`element_type_structure` by the name a dataset has for it (`tf.data`'s).
+
+    Example:
+      >>> data = ClientData.from_arrays({"a": {"x": [1.0, 2.0]}})
+      >>> data.element_spec == data.element_type_structure
+      True
+    """
+    return self.element_type_structure
+
+  @property
+  def serializable_dataset_fn(self) -> Callable[[str], Dataset]:
+    """TFF's name for the function from a client id to its dataset.
+
+    Example:
+      >>> ClientData.from_arrays({"a": [1.0, 2.0]}).serializable_dataset_fn("a").numpy()
+      array([1., 2.], dtype=float32)
+    """
+    return self.create_dataset_for_client
 
   def create_dataset_for_client(self, client_id: Any) -> Dataset:
     """The dataset of one client.
@@ -209,3 +235,119 @@ class ClientData:
 
   def __repr__(self) -> str:
     return f"<fedjit ClientData: {len(self._ids)} clients>"
+
+
+def _slices_kind(client_id: Any, value: Any) -> str:
+  """What a TestClientData value is: 'dataset', 'dict', 'tuple' or 'list or array'."""
+  if isinstance(value, Dataset):
+    return "dataset"
+  if isinstance(value, tuple) and hasattr(value, "_fields"):
+    raise TypeError(
+        f"The tensor slices of client {client_id!r} are a namedtuple "
+        f"({type(value).__name__}), but TestClientData takes lists, tuples (not "
+        f"namedtuples), dicts or datasets, as TFF's does. Convert it with "
+        f"value._asdict(), or pass Dataset.from_tensor_slices(value).")
+  if isinstance(value, Mapping):
+    return "dict"
+  if isinstance(value, tuple):
+    return "tuple"
+  if isinstance(value, (list, np.ndarray, jax.Array)):
+    return "list or array"
+  raise TypeError(
+      f"TestClientData takes, for each client id, a Dataset or tensor slices for "
+      f"Dataset.from_tensor_slices (a list, tuple, dict or array); client "
+      f"{client_id!r} has a {type(value).__name__}.")
+
+
+def _common_string_widths(columns: list) -> list:
+  """The clients' columns with each string component cast to its widest
+  width over all clients, so that all clients have one element type."""
+  flat = [jax.tree_util.tree_flatten(c) for c in columns]
+  if len({str(treedef) for _, treedef in flat}) > 1:
+    return columns  # structures differ; the element types will say how
+  leaves = [l for l, _ in flat]
+  for k in range(len(leaves[0])):
+    dtypes = [ls[k].dtype for ls in leaves]
+    if all(dt.kind == "U" for dt in dtypes) or all(dt.kind == "S" for dt in dtypes):
+      widest = max(dtypes, key=lambda dt: dt.itemsize)
+      for ls in leaves:
+        ls[k] = ls[k].astype(widest)
+  return [jax.tree_util.tree_unflatten(treedef, ls) for (_, treedef), ls in zip(flat, leaves)]
+
+
+class TestClientData(ClientData):
+  """A small in-memory `ClientData` for tests and toy simulations (TFF's
+  `tff.simulation.datasets.TestClientData`).
+
+  Each client's data is a `Dataset`, or tensor slices for
+  `Dataset.from_tensor_slices`: a list, tuple or dict (nested too) of lists or
+  arrays whose first axis is the client's examples. All clients must give the
+  same kind of structure (all lists, all tuples or all dicts; namedtuples are
+  refused, as in TFF) and the same element type.
+
+  Args:
+    tensor_slices_dict: a dict from client id to the client's data.
+    client_data: the same dict, by keyword (either argument, not both).
+
+  Raises:
+    TypeError: if the argument is not a dict, a client's structure is a
+      namedtuple, the clients' structures or element types differ.
+    ValueError: if there are no clients, or a client has no examples.
+
+  Example:
+    >>> data = TestClientData({'a': [1, 2, 3], 'b': [4, 5]})
+    >>> data.client_ids, str(data.element_type_structure)
+    (['a', 'b'], 'int32')
+    >>> data.create_tf_dataset_for_client('b').as_elements()
+    [np.int32(4), np.int32(5)]
+    >>> seed_style = TestClientData(client_data={'c': Dataset.from_tensor_slices({'x': [1.0]})})
+    >>> str(seed_style.element_spec)
+    '<x=float32>'
+  """
+
+  __test__ = False  # not a pytest test class, despite its name
+
+  def __init__(self, tensor_slices_dict: Mapping[Any, Any] | None = None, *,
+               client_data: Mapping[Any, Any] | None = None):
+    if tensor_slices_dict is not None and client_data is not None:
+      raise TypeError("TestClientData takes the clients' data once: as its first "
+                      "argument or as client_data=..., not both.")
+    slices = client_data if tensor_slices_dict is None else tensor_slices_dict
+    if not isinstance(slices, Mapping):
+      raise TypeError(
+          f"TestClientData takes a dict from client id to the client's data (a Dataset "
+          f"or tensor slices for Dataset.from_tensor_slices); got a "
+          f"{type(slices).__name__}. Example: TestClientData({{'a': [1, 2], 'b': [3]}}).")
+    if not slices:
+      raise ValueError("TestClientData needs at least one client, got an empty dict.")
+    kinds = {cid: _slices_kind(cid, v) for cid, v in slices.items()}
+    structured = {cid: k for cid, k in kinds.items() if k != "dataset"}
+    if len(set(structured.values())) > 1:
+      (a, ka), *rest = structured.items()
+      b, kb = next((c, k) for c, k in rest if k != ka)
+      raise TypeError(
+          f"All clients of a TestClientData must give the same kind of tensor slices "
+          f"(all lists, all tuples or all dicts), but client {a!r} gives a {ka} and "
+          f"client {b!r} a {kb}.")
+    columns = {cid: _as_arrays(slices[cid]) for cid in structured}
+    if columns:  # one string width for all clients, so that their types agree
+      widened = _common_string_widths(list(columns.values()))
+      columns = dict(zip(columns, widened))
+    datasets = {}
+    for cid, value in slices.items():
+      ds = value if kinds[cid] == "dataset" else Dataset.from_tensor_slices(columns[cid])
+      if len(ds) == 0:
+        raise ValueError(f"No data found for client {cid!r}: every client of a "
+                         f"TestClientData needs at least one example.")
+      datasets[str(cid)] = ds
+    ids = list(datasets)
+    spec = datasets[ids[0]].element_spec
+    for cid in ids[1:]:
+      other = datasets[cid].element_spec
+      if other != spec:
+        raise TypeError(
+            f"All clients of a TestClientData must have the same element type, but "
+            f"client {ids[0]!r} has {spec} and client {cid!r} has {other}. Convert "
+            f"them to the same dtypes and shapes (e.g. all floats, or "
+            f"np.asarray(values, np.float32)).")
+    super().__init__(ids, datasets.__getitem__, spec)

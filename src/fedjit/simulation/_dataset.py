@@ -1,8 +1,10 @@
 """A small, eager dataset of NumPy examples, for client data.
 
-`Dataset` covers what federated simulation needs from `tf.data`: `map`,
-`batch`, `shuffle`, `repeat`, `take` and `element_spec`, on examples that are
-dicts, tuples or namedtuples of NumPy arrays. It is eager and columnar: a
+`Dataset` covers what federated simulation needs from `tf.data`:
+`from_tensor_slices`, `from_tensors`, `map`, `batch`, `shuffle`, `repeat`,
+`take` and `element_spec`, on examples that are (nested) dicts, tuples or
+namedtuples of arrays (built from NumPy or JAX arrays, Python lists or
+scalars, with tf.data's dtypes). It is eager and columnar: a
 dataset holds its elements as stacked arrays (or a list of batches), so
 thousands of small client datasets stay cheap, and a federated computation
 accepts it directly as a `SequenceType` value.
@@ -11,7 +13,7 @@ accepts it directly as a `SequenceType` value.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import numpy as np
@@ -21,15 +23,117 @@ from fedjit.core import StructType, TensorType, Type, to_type
 __all__ = ["Dataset"]
 
 
-def _leading(tree) -> int:
-  leaves = jax.tree_util.tree_leaves(tree)
+def _name(path) -> str:
+  """A component's place in a dataset's structure, e.g. `[0]['x']`."""
+  key = jax.tree_util.keystr(tuple(path))
+  return f"component {key}" if key else "the input"
+
+
+def _leading(tree, what: str = "Dataset.from_tensor_slices slices every component "
+                               "along its first axis") -> int:
+  """The number of examples (or batches): the common first dimension."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   if not leaves:
-    raise ValueError("A dataset needs at least one array.")
-  sizes = {np.shape(l)[0] for l in leaves}
-  if len(sizes) != 1:
-    raise ValueError(f"All arrays of a dataset must have the same first dimension "
-                     f"(the number of examples), got sizes {sorted(sizes)}.")
-  return sizes.pop()
+    raise ValueError("A dataset needs at least one array, got an empty structure "
+                     f"{tree!r}. Give a tuple or dict with at least one component.")
+  sizes = []
+  for path, leaf in leaves:
+    shape = np.shape(leaf)
+    if not shape:
+      raise ValueError(
+          f"{what}, but {_name(path)} is a scalar (shape ()), which has no axis to slice. Give "
+          f"a list or array with one entry per example (e.g. [1.0, 2.0, 3.0]), or use "
+          f"Dataset.from_tensors(value) for a dataset of a single element.")
+    sizes.append((path, shape[0]))
+  first_path, n = sizes[0]
+  for path, m in sizes[1:]:
+    if m != n:
+      raise ValueError(
+          f"All components of a dataset must have the same first dimension (the "
+          f"number of examples), but {_name(first_path)} has {n} and {_name(path)} "
+          f"has {m}. Give every component one entry per example.")
+  return n
+
+
+_PY_SCALARS = (bool, int, float, complex, str, bytes)
+
+
+def _python_only(value) -> bool:
+  """True if `value` is a Python scalar or a (nested) list/tuple of them only."""
+  if isinstance(value, _PY_SCALARS):
+    return True
+  if isinstance(value, (list, tuple)):
+    return all(_python_only(v) for v in value)
+  return False
+
+
+def _python_array(value, where: str) -> np.ndarray:
+  """A Python scalar or list as an array, with tf.data's dtypes: floats become
+  float32, ints int32 (int64 when a value does not fit), bools bool, strings
+  NumPy strings (`str` or `bytes`)."""
+  try:
+    arr = np.asarray(value)
+  except (ValueError, OverflowError) as e:  # ragged lists, too-large ints
+    raise ValueError(f"Cannot make an array of {where}: {str(e).rstrip('.')}. Give a "
+                     f"rectangular (non-ragged) list of numbers, or a NumPy array.") from None
+  if arr.dtype == object:
+    raise ValueError(f"Cannot make an array of {where}: its values are of mixed or "
+                     f"unsupported types (or ragged lists). Give a rectangular list of "
+                     f"numbers, bools or strings, or a NumPy array.")
+  if arr.dtype == np.float64:
+    return arr.astype(np.float32)
+  if arr.dtype == np.int64:
+    info = np.iinfo(np.int32)
+    if arr.size == 0 or (arr.min() >= info.min and arr.max() <= info.max):
+      return arr.astype(np.int32)
+  return arr
+
+
+def _to_array(value, path) -> np.ndarray:
+  where = _name(path)
+  if isinstance(value, np.ndarray):
+    return value
+  if isinstance(value, Dataset) or (
+      isinstance(value, list) and any(isinstance(v, Dataset) for v in value)):
+    raise TypeError(f"Datasets of datasets are not supported, but {where} is a fedjit "
+                    f"Dataset (or a list of them). Give arrays (or lists) of examples, "
+                    f"or join datasets with Dataset.concatenate.")
+  if isinstance(value, (list, _PY_SCALARS)):
+    if _python_only(value):
+      return _python_array(value, where)
+    if isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
+      raise TypeError(
+          f"A list becomes one array (as in tf.data), but {where} is a list of dicts. "
+          f"Give a dict of lists instead, e.g. {{'x': [1.0, 2.0], 'y': [2.0, 4.0]}}.")
+  try:
+    arr = np.asarray(value)  # NumPy and JAX arrays and scalars, lists of arrays
+  except (ValueError, TypeError) as e:
+    raise ValueError(f"Cannot make an array of {where} (a {type(value).__name__}): "
+                     f"{str(e).rstrip('.')}.") from None
+  if arr.dtype == object:
+    raise TypeError(f"Cannot make an array of {where}: a {type(value).__name__} is "
+                    f"not an array, a number, a string or a list of them.")
+  return arr
+
+
+def _as_arrays(value, path=()) -> Any:
+  """`value` with tf.data's idea of structure: tuples, namedtuples and dicts are
+  structure; lists, scalars and arrays are components, made NumPy arrays."""
+  if isinstance(value, Mapping):
+    items = [(k, _as_arrays(v, path + (jax.tree_util.DictKey(k),)))
+             for k, v in value.items()]
+    try:
+      return type(value)(items)
+    except TypeError:  # a Mapping type that cannot be built from pairs
+      return dict(items)
+  if isinstance(value, tuple):
+    fields = [_as_arrays(v, path + (jax.tree_util.SequenceKey(i),))
+              for i, v in enumerate(value)]
+    return type(value)(*fields) if hasattr(value, "_fields") else tuple(fields)
+  if value is None:
+    raise TypeError(f"A dataset's components must be arrays, numbers or lists, but "
+                    f"{_name(path)} is None.")
+  return _to_array(value, path)
 
 
 def _take_rows(tree, index):
@@ -116,24 +220,74 @@ class Dataset:
   # ------------------------------------------------------------ construction
 
   @classmethod
-  def from_tensor_slices(cls, arrays: Any) -> "Dataset":
-    """A dataset whose examples are the slices of `arrays` along axis 0.
+  def from_tensor_slices(cls, tensors: Any) -> "Dataset":
+    """A dataset whose examples are the slices of `tensors` along axis 0.
+
+    As in `tf.data`: tuples, namedtuples and dicts (nested too) are the
+    structure of an example; every other value is one component, made an
+    array: NumPy and JAX arrays keep their dtypes, and Python lists and
+    scalars get tf.data's (floats float32, ints int32, or int64 when a value
+    does not fit, bools bool, strings NumPy `str`/`bytes`). Every component
+    must have the same first dimension, the number of examples.
+
+    Args:
+      tensors: an array or list, or a tuple/namedtuple/dict structure of them.
+
+    Returns:
+      An unbatched `Dataset`; its `element_spec` drops the first axis.
+
+    Raises:
+      ValueError: if a component is a scalar (it has no axis to slice), the
+        components' first dimensions differ, or the structure is empty.
+      TypeError: if a component cannot be made an array (a list of dicts,
+        None, an arbitrary object).
 
     Example:
-      >>> Dataset.from_tensor_slices((np.arange(3.0), np.arange(3))).element_spec
-      TensorType...
+      >>> ds = Dataset.from_tensor_slices(({'x': [1.0, 2.0, 3.0]}, {'y': [2.0, 4.0, 6.0]}))
+      >>> str(ds.element_spec)
+      '<<x=float32>,<y=float32>>'
+      >>> ds.as_elements()[1]
+      ({'x': np.float32(2.0)}, {'y': np.float32(4.0)})
     """
-    columns = jax.tree_util.tree_map(np.asarray, arrays)
+    columns = _as_arrays(tensors)
     _leading(columns)
     return cls(columns=columns, spec=_columns_spec(columns))
 
   @classmethod
+  def from_tensors(cls, tensors: Any) -> "Dataset":
+    """A dataset of one element: `tensors` as a whole (tf.data's `from_tensors`).
+
+    Components are converted as in `from_tensor_slices`, but not sliced, so
+    scalars are allowed.
+
+    Example:
+      >>> ds = Dataset.from_tensors({'x': [1.0, 2.0], 'n': 3})
+      >>> str(ds.element_spec), len(ds)
+      ('<n=int32,x=float32[2]>', 1)
+    """
+    element = _as_arrays(tensors)
+    if not jax.tree_util.tree_leaves(element):
+      raise ValueError(f"Dataset.from_tensors needs at least one component, got the "
+                       f"empty structure {tensors!r}.")
+    columns = jax.tree_util.tree_map(lambda a: a[None], element)
+    return cls(columns=columns, spec=_columns_spec(columns))
+
+  @classmethod
   def from_batches(cls, batches: list) -> "Dataset":
-    """A batched dataset from a list of batches (pytrees of arrays)."""
-    batches = [jax.tree_util.tree_map(np.asarray, b) for b in batches]
+    """A batched dataset from a list of batches (structures of arrays or lists).
+
+    Example:
+      >>> ds = Dataset.from_batches([([1.0, 2.0], [0, 1]), ([3.0], [1])])
+      >>> str(ds.element_spec), len(ds)
+      ('<float32[?],int32[?]>', 2)
+    """
+    batches = [_as_arrays(b) for b in batches]
     if not batches:
       raise ValueError("from_batches needs at least one batch to know the element "
                        "type; use from_tensor_slices(...).batch(n) for empty data.")
+    for b in batches:
+      _leading(b, "Dataset.from_batches needs batches whose components hold the "
+                  "examples along their first axis")
     return cls(batches=batches, spec=_spec_of(batches[0], True, None))
 
   # -------------------------------------------------------------- inspection

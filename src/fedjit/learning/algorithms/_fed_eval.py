@@ -22,8 +22,8 @@ __all__ = ["build_fed_eval", "evaluate"]
 
 def _metric_sums(model: FunctionalModel, data, weights):
   def step(state, batch, mask):
-    loss, (preds, _) = model.loss(weights, batch, mask, training=False)
-    return model.metrics_update(state, split_batch(batch)[1], preds, loss, mask)
+    out = model.forward_pass(weights, batch, mask, training=False)
+    return model.metrics_update(state, split_batch(batch)[1], out.predictions, out.loss, mask)
   return data.reduce(model.metrics_init(), step, with_mask=True)
 
 

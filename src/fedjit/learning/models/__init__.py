@@ -7,9 +7,10 @@ Example:
 """
 
 from fedjit.learning.models._flax import from_flax_model
-from fedjit.learning.models._functional import (FunctionalModel, ModelWeights,
-                                                from_functions, input_spec_type)
+from fedjit.learning.models._functional import (BatchOutput, FunctionalModel,
+                                                ModelWeights, from_functions,
+                                                input_spec_type)
 from fedjit.learning.models._keras import from_keras_model, functional_model_from_keras
 
-__all__ = ["FunctionalModel", "ModelWeights", "from_functions", "from_keras_model",
+__all__ = ["BatchOutput", "FunctionalModel", "ModelWeights", "from_functions", "from_keras_model",
            "functional_model_from_keras", "from_flax_model", "input_spec_type"]

@@ -12,8 +12,8 @@ from fedjit.core import SequenceType, StructType, TensorType, Type, to_type
 from fedjit.core._types import _is_dtype_like, _is_shape_like
 from fedjit.learning.metrics._metrics import Metric, as_metrics, masked_mean_per_example
 
-__all__ = ["ModelWeights", "FunctionalModel", "from_functions", "input_spec_type",
-           "split_batch"]
+__all__ = ["ModelWeights", "FunctionalModel", "BatchOutput", "from_functions",
+           "input_spec_type", "split_batch"]
 
 Params = Any
 
@@ -46,12 +46,29 @@ class ModelWeights(NamedTuple):
 
 
 def _spec_leaf(spec: Any) -> Type:
+  """One tensor type of an input spec.
+
+  Objects with a `shape` but no `dtype` (a `keras.InputSpec` that accepts
+  any dtype) are float32, Keras's default float type.
+
+  Example:
+    >>> str(_spec_leaf(jax.ShapeDtypeStruct((None, 3), np.int32)))
+    'int32[?,3]'
+  """
   if isinstance(spec, Type) or isinstance(spec, type) or _is_dtype_like(spec):
     return to_type(spec)
+  if spec is None or isinstance(spec, (bool, int, float, complex, str, bytes)):
+    raise TypeError(
+        f"input_spec describes the type of one (x, y) element, but it holds {spec!r} "
+        f"(a {type(spec).__name__}), which is not a type. Give a dataset's "
+        f"element_spec (e.g. train_data.element_spec), (dtype, shape) pairs such as "
+        f"(np.float32, [None, 1]), or jax.ShapeDtypeStruct objects.")
   shape = getattr(spec, "shape", None)
   dtype = getattr(spec, "dtype", None)
-  if shape is not None and dtype is not None:
+  if shape is not None:
     dims = [None if d is None else int(d) for d in tuple(shape)]
+    if dtype is None:
+      return TensorType(np.float32, dims)
     return TensorType(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), dims)
   return to_type(spec)
 
@@ -61,7 +78,8 @@ def input_spec_type(spec: Any) -> Type:
 
   Accepts fedjit types, `(dtype, shape)` pairs, objects with `shape` and
   `dtype` (`jax.ShapeDtypeStruct`, Keras or TF tensor specs), pytrees of
-  these, a `fedjit.SequenceType`, or a dataset's `element_spec`.
+  these, a `fedjit.SequenceType`, or a dataset's or ClientData's
+  `element_spec` (or the dataset or ClientData itself).
 
   Example:
     >>> str(input_spec_type(((np.float32, [None, 784]), (np.int32, [None, 1]))))
@@ -87,17 +105,34 @@ def input_spec_type(spec: Any) -> Type:
 
 
 def split_batch(batch: Any) -> tuple[Any, Any]:
-  """`(x, y)` of a batch given as a pair, or a dict/namedtuple with x and y."""
+  """`(x, y)` of a batch given as a pair, or a dict/namedtuple with x and y.
+
+  Labels given as a dict of one entry (`{'y': labels}`, as a dataset of
+  `({'x': ...}, {'y': ...})` examples has them) are that entry's tensor: a
+  model has one output, and its loss and metrics take one label tensor.
+
+  Example:
+    >>> x, y = split_batch(({'x': np.ones(3)}, {'y': np.zeros(3)}))
+    >>> sorted(x), y.shape
+    (['x'], (3,))
+  """
   if isinstance(batch, Mapping):
-    if "x" in batch and "y" in batch:
-      return batch["x"], batch["y"]
-    raise TypeError(f"A batch given as a dict needs keys 'x' and 'y', got {list(batch)}.")
-  if hasattr(batch, "x") and hasattr(batch, "y"):
-    return batch.x, batch.y
-  if isinstance(batch, (list, tuple)) and len(batch) == 2:
-    return batch[0], batch[1]
-  raise TypeError(f"A batch must be an (x, y) pair or a dict with 'x' and 'y'; got "
-                  f"{type(batch).__name__}.")
+    if "x" not in batch or "y" not in batch:
+      raise TypeError(f"A batch given as a dict needs keys 'x' and 'y', got {list(batch)}. "
+                      f"Map the dataset to (x, y) pairs, e.g. "
+                      f"ds.map(lambda e: (e['pixels'], e['label'])).")
+    x, y = batch["x"], batch["y"]
+  elif hasattr(batch, "x") and hasattr(batch, "y"):
+    x, y = batch.x, batch.y
+  elif isinstance(batch, (list, tuple)) and len(batch) == 2:
+    x, y = batch
+  else:
+    raise TypeError(f"A batch must be an (x, y) pair or a dict with 'x' and 'y'; got "
+                    f"{type(batch).__name__}. Map the dataset to (x, y) pairs, e.g. "
+                    f"ds.map(lambda e: (e['pixels'], e['label'])).")
+  if isinstance(y, Mapping) and len(y) == 1:
+    y = next(iter(y.values()))
+  return x, y
 
 
 def _is_keras_loss(obj) -> bool:
@@ -160,6 +195,7 @@ class FunctionalModel:
     self._predict = predict_on_batch_fn
     self._apply = apply_fn
     self.loss_fn = per_example_loss_fn(loss_fn)
+    self._label_loss, self._ignore_class = _label_loss_info(loss_fn)
     self.input_spec = input_spec_type(input_spec)
     self.metrics: dict[str, Metric] = as_metrics(metrics)
 
@@ -179,39 +215,146 @@ class FunctionalModel:
     """The model's predictions for a batch of inputs."""
     return self.apply(weights, x, training)[0]
 
-  def loss(self, weights: ModelWeights, batch: Any, mask: jax.Array, training: bool = True):
-    """`(mean loss over real examples, (predictions, new_non_trainable))`."""
+  def forward_pass(self, weights: ModelWeights, batch: Any, mask: jax.Array | None = None,
+                   training: bool = True) -> BatchOutput:
+    """The model on one batch: `BatchOutput(loss, predictions, num_examples,
+    non_trainable)`, as TFF's `forward_pass`.
+
+    `loss` is the mean loss over the real examples (`mask` 1.0; all examples
+    when `mask` is None). For classification losses on integer labels
+    (`SparseCategoricalCrossentropy`, `softmax_cross_entropy_with_integer_labels`),
+    examples whose label is outside `[0, num_classes)` are left out of the
+    loss and of `num_examples`, and counted by the `num_invalid_labels` metric.
+
+    Example:
+      >>> out = model.forward_pass(weights, (x, y))
+      >>> grads = jax.grad(lambda w: model.forward_pass(w, (x, y)).loss)(weights)
+    """
     x, y = split_batch(batch)
     preds, non_trainable = self.apply(weights, x, training)
-    return masked_mean_per_example(self.loss_fn(y, preds), mask), (preds, non_trainable)
+    mask = self._used(y, preds, _mask_for(y, mask))
+    loss = masked_mean_per_example(self.loss_fn(y, preds), mask)
+    return BatchOutput(loss, preds, jnp.sum(mask).astype(jnp.int32), non_trainable)
+
+  def loss(self, weights: ModelWeights, batch: Any, mask: jax.Array | None = None,
+           training: bool = True) -> jax.Array:
+    """The mean loss over the batch's real examples: a scalar, so that
+    `jax.grad(model.loss)(weights, batch)` works (see `forward_pass` for the
+    predictions and new non-trainable weights).
+
+    Example:
+      >>> grads = jax.grad(model.loss)(model.initial_weights, (x, y))
+    """
+    return self.forward_pass(weights, batch, mask, training).loss
+
+  @property
+  def checks_labels(self) -> bool:
+    """True when the loss takes integer class labels, which are then checked
+    against the number of classes (the predictions' last axis)."""
+    return self._label_loss
+
+  def _used(self, y_true, y_pred, mask):
+    """`mask` without the examples whose integer label is out of range."""
+    if not self._label_loss:
+      return mask
+    return mask * _valid_labels(y_true, y_pred, self._ignore_class).astype(mask.dtype)
 
   def metrics_init(self) -> dict:
-    """Zero metric state: user metrics, then loss, num_examples, num_batches."""
+    """Zero metric state: user metrics, then loss, num_examples, num_batches
+    (and num_invalid_labels for integer-label losses)."""
     state = {name: m.init() for name, m in self.metrics.items()}
     state["loss"] = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
     state["num_examples"] = jnp.zeros((), jnp.int32)
     state["num_batches"] = jnp.zeros((), jnp.int32)
+    if self._label_loss:
+      state["num_invalid_labels"] = jnp.zeros((), jnp.int32)
     return state
 
   def metrics_update(self, state: dict, y_true, y_pred, loss_value, mask) -> dict:
-    """Adds one batch to the metric sums."""
-    out = {name: m.update(state[name], y_true, y_pred, mask)
+    """Adds one batch to the metric sums (`mask`: the batch's real examples)."""
+    mask = _mask_for(y_true, mask)
+    used = self._used(y_true, y_pred, mask)
+    out = {name: m.update(state[name], y_true, y_pred, used)
            for name, m in self.metrics.items()}
-    n = jnp.sum(mask.astype(jnp.float32))
+    n = jnp.sum(used.astype(jnp.float32))
     total, count = state["loss"]
     out["loss"] = (total + loss_value * n, count + n)
     out["num_examples"] = state["num_examples"] + n.astype(jnp.int32)
     out["num_batches"] = state["num_batches"] + (n > 0).astype(jnp.int32)
+    if self._label_loss:
+      invalid = jnp.sum(mask.astype(jnp.float32)) - n
+      out["num_invalid_labels"] = state["num_invalid_labels"] + invalid.astype(jnp.int32)
     return out
 
   def metrics_finalize(self, state: dict) -> dict:
-    """Metric values from (summed) metric state."""
+    """Metric values from (summed) metric state. With no example used because
+    every label was out of range, the loss is NaN, not 0."""
     out = {name: m.finalize(state[name]) for name, m in self.metrics.items()}
     total, count = state["loss"]
     out["loss"] = total / jnp.maximum(count, 1.0)
     out["num_examples"] = state["num_examples"]
     out["num_batches"] = state["num_batches"]
+    if self._label_loss:
+      out["num_invalid_labels"] = state["num_invalid_labels"]
+      out["loss"] = jnp.where((count == 0) & (state["num_invalid_labels"] > 0),
+                              jnp.nan, out["loss"])
     return out
+
+
+class BatchOutput(NamedTuple):
+  """What `FunctionalModel.forward_pass` returns (TFF's `BatchOutput`, with
+  the new non-trainable weights as a fourth field)."""
+  loss: jax.Array
+  predictions: Any
+  num_examples: jax.Array
+  non_trainable: Any
+
+
+def _mask_for(y_true, mask):
+  """One mask value per example. A batch of fixed size (`drop_remainder=True`)
+  comes with one mask value for the whole batch: it applies to each example."""
+  first = jax.tree_util.tree_leaves(y_true)[0]
+  if mask is None:
+    return jnp.ones((jnp.shape(first)[0],), jnp.float32)
+  mask = jnp.asarray(mask)
+  if mask.ndim == 0 and jnp.ndim(first) > 0:
+    return jnp.broadcast_to(mask, (jnp.shape(first)[0],))
+  return mask
+
+
+_LABEL_LOSSES = ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
+                 "softmax_cross_entropy_with_integer_labels")
+
+
+def _label_loss_info(loss: Any) -> tuple[bool, int | None]:
+  """(takes integer class labels, Keras's ignore_class) for a loss."""
+  if isinstance(loss, type) and callable(loss):
+    try:
+      loss = loss()
+    except TypeError:
+      return False, None
+  names = {type(loss).__name__, getattr(loss, "__name__", ""),
+           getattr(getattr(loss, "fn", None), "__name__", ""),
+           getattr(getattr(loss, "__self__", None).__class__, "__name__", "")}
+  if not names & set(_LABEL_LOSSES):
+    return False, None
+  owner = getattr(loss, "__self__", loss)
+  ignore = getattr(owner, "ignore_class", None)
+  if ignore is None:
+    ignore = (getattr(owner, "_fn_kwargs", None) or {}).get("ignore_class")
+  return True, ignore
+
+
+def _valid_labels(y_true, y_pred, ignore_class) -> jax.Array:
+  """Per example: every integer label is in [0, num_classes) (or ignored)."""
+  y = jnp.asarray(y_true)
+  if not jnp.issubdtype(y.dtype, jnp.integer):
+    y = jnp.round(y)  # float labels, as Keras accepts them
+  num_classes = jnp.shape(y_pred)[-1]
+  ok = (y >= 0) & (y < num_classes)
+  if ignore_class is not None:
+    ok = ok | (y == ignore_class)
+  return ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim > 1 else ok
 
 
 def from_functions(init_fn: Callable[[jax.Array], Params], apply_fn: Callable,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import warnings
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
 
 import fedjit
+from fedjit._tracebacks import user_stacklevel
 from fedjit.core import SERVER, Computation, FederatedTypeError, JaxComputation
 from fedjit.learning.templates._processes import (AggregationProcess,
                                                   ClientWorkProcess,
@@ -25,10 +29,77 @@ class LearningAlgorithmState(NamedTuple):
   finalizer: Any
 
 
-class LearningProcessOutput(NamedTuple):
-  """What `LearningProcess.next` returns: the new state and the round's metrics."""
+class _Output(NamedTuple):
   state: Any
   metrics: Any
+
+
+class LearningProcessOutput(_Output):
+  """What `LearningProcess.next` returns: the new state and the round's metrics.
+
+  Scalar metrics are plain Python numbers (a float32 metric becomes the
+  Python float that prints as the float32 does), so that printed metrics
+  read as TFF's do: `{'loss': 3.6005745, 'num_examples': 180}`. When
+  examples were skipped because their label was out of range
+  (`num_invalid_labels`), a `UserWarning` says so.
+
+  Example:
+    >>> result = trainer.next(state, train_data)
+    >>> result.metrics['client_work']['train']['loss']
+    2.3025851
+  """
+  __slots__ = ()
+
+  def __new__(cls, state: Any, metrics: Any):
+    metrics = _plain_numbers(metrics)
+    _warn_invalid_labels(metrics)
+    return super().__new__(cls, state, metrics)
+
+
+def _plain(x: Any) -> Any:
+  """A 0-d NumPy value as a Python number; anything else unchanged."""
+  if isinstance(x, np.ndarray) and x.ndim == 0:
+    x = x[()]
+  if not isinstance(x, np.generic):
+    return x
+  if isinstance(x, np.floating):
+    return float(str(x)) if x.dtype.itemsize < 8 else float(x)
+  if isinstance(x, (np.integer, np.bool_)):
+    return x.item()
+  return x
+
+
+def _plain_numbers(metrics: Any) -> Any:
+  """`metrics` with 0-d NumPy leaves as Python numbers, containers (and the
+  order of their keys) kept."""
+  if isinstance(metrics, Mapping):
+    return type(metrics)((k, _plain_numbers(v)) for k, v in metrics.items())
+  if isinstance(metrics, tuple) and hasattr(metrics, "_fields"):
+    return type(metrics)(*(_plain_numbers(v) for v in metrics))
+  if isinstance(metrics, (list, tuple)):
+    return type(metrics)(_plain_numbers(v) for v in metrics)
+  return _plain(metrics)
+
+
+def _count(metrics: Any, name: str) -> int:
+  """The sum of every integer metric called `name` in a metrics structure."""
+  if isinstance(metrics, Mapping):  # (evaluation's running totals repeat this round's)
+    return sum(int(v) if k == name and isinstance(v, (int, np.integer)) else _count(v, name)
+               for k, v in metrics.items() if k != "total_rounds_metrics")
+  if isinstance(metrics, (list, tuple)):
+    return sum(_count(v, name) for v in metrics)
+  return 0
+
+
+def _warn_invalid_labels(metrics: Any) -> None:
+  skipped = _count(metrics, "num_invalid_labels")
+  if skipped > 0:
+    warnings.warn(
+        f"{skipped} examples were skipped because their labels are not class indices "
+        f"of the model (0 <= label < the number of outputs); they are not in the loss, "
+        f"the metrics or num_examples. Check the labels (e.g. 1-based or -1 labels) "
+        f"or the size of the model's output layer.", UserWarning,
+        stacklevel=user_stacklevel())
 
 
 class LearningProcess(IterativeProcess):

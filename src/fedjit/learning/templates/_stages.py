@@ -187,7 +187,8 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
       weights, opt_state, metric_state = carry
 
       def objective(trainable):
-        loss, aux = model.loss(ModelWeights(trainable, weights.non_trainable), batch, mask)
+        out = model.forward_pass(ModelWeights(trainable, weights.non_trainable), batch, mask)
+        loss, aux = out.loss, (out.predictions, out.non_trainable)
         prox = 0.0
         if mu > 0:
           prox = 0.5 * mu * sum(jnp.sum((a - b) ** 2) for a, b in zip(
@@ -279,7 +280,8 @@ def build_fed_sgd_client_work(model: FunctionalModel) -> ClientWorkProcess:
       grad_sum, non_trainable, metric_state = carry
 
       def objective(trainable):
-        return model.loss(ModelWeights(trainable, non_trainable), batch, mask)
+        out = model.forward_pass(ModelWeights(trainable, non_trainable), batch, mask)
+        return out.loss, (out.predictions, out.non_trainable)
 
       (loss, (preds, new_non_trainable)), grads = jax.value_and_grad(
           objective, has_aux=True)(initial.trainable)
