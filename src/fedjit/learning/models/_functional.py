@@ -200,6 +200,23 @@ class FunctionalModel:
     self.metrics: dict[str, Metric] = as_metrics(metrics)
 
   @property
+  def trainable_variables(self) -> Params:
+    """The initial trainable weights (TFF's `model.trainable_variables`; here
+    the same as `initial_weights.trainable`).
+
+    Example:
+      >>> @fedjit.jax_computation
+      ... def server_init():
+      ...   return model_fn().trainable_variables
+    """
+    return self.initial_weights.trainable
+
+  @property
+  def non_trainable_variables(self) -> Params:
+    """The initial non-trainable weights (TFF's `non_trainable_variables`)."""
+    return self.initial_weights.non_trainable
+
+  @property
   def weights_type(self) -> Type:
     """The fedjit type of the model weights."""
     return to_type(jax.tree_util.tree_map(
