@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedjit._tracebacks import api_boundary
 from fedjit.core import Computation, FederatedTypeError, FunctionType
 
 __all__ = ["IterativeProcess"]
@@ -29,6 +30,7 @@ class IterativeProcess:
     >>> state = process.next(state, federated_train_data)
   """
 
+  @api_boundary
   def __init__(self, initialize_fn: Computation, next_fn: Computation,
                next_is_multi_arg: bool | None = None):
     for name, fn in (("initialize_fn", initialize_fn), ("next_fn", next_fn)):

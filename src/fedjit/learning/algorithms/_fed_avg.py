@@ -14,6 +14,7 @@ from fedjit.learning.aggregators import (MeanFactory, UnweightedAggregationFacto
                                          UnweightedMeanFactory, WeightedAggregationFactory)
 from fedjit.learning.models._functional import FunctionalModel
 from fedjit.learning.optimizers import build_sgdm
+from fedjit._tracebacks import api_boundary
 from fedjit.learning.templates import (ClientWeighting, LearningProcess,
                                        build_apply_optimizer_finalizer,
                                        build_broadcast_process,
@@ -90,6 +91,7 @@ def _compose(model, client_work, server_optimizer, model_distributor, model_aggr
                                   aggregator, finalizer)
 
 
+@api_boundary
 def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
                            server_optimizer_fn: Any = None,
                            client_weighting: Any = None,
@@ -141,6 +143,7 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
                   model_distributor, model_aggregator or MeanFactory())
 
 
+@api_boundary
 def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
                              server_optimizer_fn: Any = None,
                              model_distributor: Any = None,
@@ -159,6 +162,7 @@ def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
                   model_distributor, model_aggregator or UnweightedMeanFactory())
 
 
+@api_boundary
 def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: Any,
                    server_optimizer_fn: Any = None, client_weighting: Any = None,
                    model_distributor: Any = None, model_aggregator: Any = None,
@@ -182,6 +186,7 @@ def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: An
                   model_distributor, model_aggregator or MeanFactory())
 
 
+@api_boundary
 def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
                   model_distributor: Any = None, model_aggregator: Any = None,
                   metrics_aggregator: Any = None) -> LearningProcess:
@@ -201,6 +206,7 @@ def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
                   model_aggregator or MeanFactory())
 
 
+@api_boundary
 def build_federated_averaging_process(model_fn: Any, client_optimizer_fn: Any,
                                       server_optimizer_fn: Any = None,
                                       **kwargs) -> LearningProcess:

@@ -14,6 +14,7 @@ from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType
 from fedjit.core._values import pad_sequences, normalize
 from fedjit.learning.algorithms._fed_avg import as_model, initial_weights_fn
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
+from fedjit._tracebacks import api_boundary
 from fedjit.learning.templates import (LearningAlgorithmState, LearningProcess,
                                        LearningProcessOutput)
 
@@ -27,6 +28,7 @@ def _metric_sums(model: FunctionalModel, data, weights):
   return data.reduce(model.metrics_init(), step, with_mask=True)
 
 
+@api_boundary
 def build_fed_eval(model: Any, model_distributor: Any = None,
                    metrics_aggregator: Any = None) -> LearningProcess:
   """Federated evaluation: the server model's metrics over the clients' data.
@@ -112,6 +114,7 @@ def _compiled_eval(model: FunctionalModel):
   return fn
 
 
+@api_boundary
 def evaluate(model: Any, weights: Any, dataset: Any) -> dict:
   """Centralized evaluation of model weights on a dataset (a list of batches).
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fedjit._tracebacks import api_boundary
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights
 
 __all__ = ["from_flax_model"]
@@ -17,6 +18,7 @@ def _is_prng_key(x) -> bool:
   return jnp.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
 
 
+@api_boundary
 def from_flax_model(module: Any, loss_fn: Any, input_spec: Any,
                     metrics: Any = None) -> FunctionalModel:
   """Wraps a Flax NNX module: its `nnx.Param`s are the trainable weights and

@@ -10,6 +10,7 @@ import numpy as np
 
 from fedjit.core import SequenceType, StructType, TensorType, Type, to_type
 from fedjit.core._types import _is_dtype_like, _is_shape_like
+from fedjit._tracebacks import api_boundary
 from fedjit.learning.metrics._metrics import Metric, as_metrics, masked_mean_per_example
 
 __all__ = ["ModelWeights", "FunctionalModel", "BatchOutput", "from_functions",
@@ -374,6 +375,7 @@ def _valid_labels(y_true, y_pred, ignore_class) -> jax.Array:
   return ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim > 1 else ok
 
 
+@api_boundary
 def from_functions(init_fn: Callable[[jax.Array], Params], apply_fn: Callable,
                    loss_fn: Any, input_spec: Any, metrics: Any = None,
                    seed: int = 0) -> FunctionalModel:

@@ -17,6 +17,7 @@ import numpy as np
 
 from fedjit.core import StructType, TensorType, Type
 from fedjit.learning.metrics._metrics import Metric
+from fedjit._tracebacks import api_boundary
 from fedjit.learning.models._functional import (FunctionalModel, ModelWeights, _is_keras_loss,
                                                 input_spec_type)
 
@@ -252,6 +253,7 @@ def _make(keras_model: Any, loss: Any, input_spec: Any, metrics: Any) -> Functio
   return model
 
 
+@api_boundary
 def from_keras_model(keras_model: Any, loss: Any, input_spec: Any,
                      loss_weights: Any = None, metrics: Any = None) -> FunctionalModel:
   """Wraps a Keras 3 model for federated training (TFF's `from_keras_model`).
@@ -306,6 +308,7 @@ def from_keras_model(keras_model: Any, loss: Any, input_spec: Any,
   return _make(keras_model, loss, input_spec, metrics)
 
 
+@api_boundary
 def functional_model_from_keras(keras_model: Any, loss_fn: Any, input_spec: Any,
                                 metrics_constructor: Any = None) -> FunctionalModel:
   """TFF's `functional_model_from_keras`: a Keras 3 model as a functional model.
