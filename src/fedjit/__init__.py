@@ -20,6 +20,15 @@ import sys as _sys
 # (fedjit.learning.models explains what to do when it already was).
 if "keras" not in _sys.modules:
   _os.environ["KERAS_BACKEND"] = "jax"
+else:
+  _keras_backend = getattr(getattr(_sys.modules["keras"], "backend", None), "backend",
+                           lambda: "jax")()
+  if _keras_backend != "jax":
+    import warnings as _warnings
+    _warnings.warn(
+        f"Keras was imported before fedjit and runs on its {_keras_backend!r} backend; "
+        f"fedjit's Keras models need 'jax': import fedjit before keras, or set "
+        f"KERAS_BACKEND=jax.", RuntimeWarning, stacklevel=2)
 
 from fedjit import templates
 from fedjit.core import *  # noqa: F401,F403  (the curated core API)
