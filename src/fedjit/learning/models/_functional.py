@@ -46,6 +46,14 @@ class ModelWeights(NamedTuple):
       var.assign(np.asarray(value))
 
 
+def concrete_or_traced(value: Any) -> Any:
+  """A NumPy array, or the traced value itself when a model is built inside a
+  jax computation (TFF's `model = model_fn()` in a `tf_computation`)."""
+  if isinstance(value, jax.core.Tracer):
+    return value
+  return np.asarray(value)
+
+
 def _spec_leaf(spec: Any) -> Type:
   """One tensor type of an input spec.
 
@@ -192,7 +200,7 @@ class FunctionalModel:
       raise TypeError("A FunctionalModel needs loss_fn and input_spec.")
     if not isinstance(initial_weights, ModelWeights):
       initial_weights = ModelWeights(*initial_weights)
-    self.initial_weights = jax.tree_util.tree_map(np.asarray, initial_weights)
+    self.initial_weights = jax.tree_util.tree_map(concrete_or_traced, initial_weights)
     self._predict = predict_on_batch_fn
     self._apply = apply_fn
     self.loss_fn = per_example_loss_fn(loss_fn)

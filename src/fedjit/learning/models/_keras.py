@@ -18,7 +18,8 @@ import numpy as np
 from fedjit.core import StructType, TensorType, Type
 from fedjit.learning.metrics._metrics import Metric
 from fedjit._tracebacks import api_boundary
-from fedjit.learning.models._functional import (FunctionalModel, ModelWeights, _is_keras_loss,
+from fedjit.learning.models._functional import (FunctionalModel, ModelWeights,
+                                                _is_keras_loss, concrete_or_traced,
                                                 input_spec_type)
 
 __all__ = ["from_keras_model", "functional_model_from_keras", "ensure_keras_jax_backend"]
@@ -230,8 +231,8 @@ def _make(keras_model: Any, loss: Any, input_spec: Any, metrics: Any) -> Functio
   one_example = _is_one_example(spec_type)
   _check_labels(loss, y_type)
   to_inputs = _input_adapter(keras_model, _with_batch_axis(x_type) if one_example else x_type)
-  trainable = [np.asarray(v.value) for v in keras_model.trainable_variables]
-  non_trainable = [np.asarray(v.value) for v in keras_model.non_trainable_variables]
+  trainable = [concrete_or_traced(v.value) for v in keras_model.trainable_variables]
+  non_trainable = [concrete_or_traced(v.value) for v in keras_model.non_trainable_variables]
 
   def apply_fn(weights, x, training):
     if one_example:  # one example: a batch of one (the predictions keep that axis)
