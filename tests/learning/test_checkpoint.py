@@ -236,6 +236,27 @@ def test_template_mismatch_raises_value_error(ckpt, template, path, expects, hol
   assert "different model or process" in message
 
 
+@pytest.mark.parametrize("template, where, mine, theirs", [
+    ({"b": np.zeros(2, np.int32), "w": np.zeros((3, 2), np.float32)},
+     "['w']", "['w']: float32[3,2]", "['w']: float32[2,3]"),
+    ({"b": np.zeros(2, np.int32), "v": np.zeros((2, 3), np.float32)},
+     "['v']", "['v']: float32[2,3]", "['w']: float32[2,3]"),
+    ({"b": np.zeros(2, np.int32)}, "['w']", None, "['w']: float32[2,3]"),
+    ({"b": np.zeros(2, np.int32), "w": np.zeros((2, 3), np.float32), "z": np.zeros(1)},
+     "['z']", "['z']: float64[1]", None),
+])
+def test_mismatch_error_carries_the_details(ckpt, template, where, mine, theirs):
+  from fedjit.learning._checkpoint import CheckpointMismatchError
+  save_checkpoint(ckpt, {"b": np.arange(2, dtype=np.int32),
+                         "w": np.ones((2, 3), np.float32)})
+  with pytest.raises(CheckpointMismatchError) as info:
+    load_checkpoint(ckpt, template)
+  e = info.value
+  assert isinstance(e, ValueError) and e.path == ckpt and e.where == where
+  assert (e.template_leaf, e.file_leaf) == (mine, theirs)
+  assert (e.template_leaves, e.file_leaves) == (len(template), 2)
+
+
 def test_first_mismatch_is_named(ckpt):
   save_checkpoint(ckpt, [np.zeros(1), np.zeros(2), np.zeros(3)])
   with pytest.raises(ValueError, match=r"at \[1\]: the template expects "

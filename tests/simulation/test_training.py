@@ -2,6 +2,7 @@
 
 import json
 import sys
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -60,17 +61,17 @@ def test_run_training_writes_metrics_plot_and_checkpoint(tmp_path):
                                    output_dir=tmp_path / "run", progress=False,
                                    print_fn=lines.append)
   records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-  assert [r["round"] for r in records] == list(range(6)) == [h["round"] for h in result.history]
+  assert [r["round"] for r in records] == [1, 2, 3, 4, 5, 6] == [h["round"] for h in result.history]
   assert all("client_work/train/loss" in r for r in records)
   assert [("eval/accuracy" in r) for r in records] == [False, True, False, True, False, True]
   assert records[-1]["eval/loss"] < records[1]["eval/loss"]
   assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert (tmp_path / "run" / "checkpoint.safetensors").exists()
   assert len(lines) == 6 and lines[0].startswith("round    1/6:")
-  # Every round trained on exactly the sampled clients' examples.
+  # Every round trained on exactly the sampled clients' examples (round n samples round_num n-1).
   ids = data.client_ids
   for r in records:
-    chosen = simulation.sample_clients(ids, 3, r["round"], seed=1)
+    chosen = simulation.sample_clients(ids, 3, r["round"] - 1, seed=1)
     expected = sum(3 + 2 * int(c[1:]) for c in chosen)
     assert r["client_work/train/num_examples"] == expected
 
@@ -79,12 +80,12 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
   data, model, trainer, evaluation = _setup()
   full = simulation.run_training(trainer, data, rounds=7, clients_per_round=3, seed=2,
                                  progress=False, plot=False, output_dir=tmp_path / "full")
-  # Interrupted after round 4 (checkpoint every 2 rounds, so the last one is round 4).
+  # Stopped after round 5 (the final round is always saved).
   out = tmp_path / "resumed"
   simulation.run_training(trainer, data, rounds=5, clients_per_round=3, seed=2,
                           progress=False, plot=False, output_dir=out, checkpoint_every=2)
   meta = learning.read_checkpoint_metadata(out / "checkpoint.safetensors")
-  assert meta["round"] == 4
+  assert meta["round"] == 5 and meta["first_round"] == 1
   _, _, trainer2, _ = _setup()  # a new process object, as after a restart
   resumed = simulation.run_training(trainer2, data, rounds=7, clients_per_round=3, seed=2,
                                     progress=False, plot=False, output_dir=out, resume=True)
@@ -92,7 +93,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
   b = trainer2.get_model_weights(resumed.state).trainable
   for k in a:
     np.testing.assert_array_equal(a[k], b[k])
-  assert [h["round"] for h in resumed.history] == list(range(7))
+  assert [h["round"] for h in resumed.history] == [1, 2, 3, 4, 5, 6, 7]
   for x, y in zip(full.history, resumed.history):
     assert x["client_work/train/loss"] == y["client_work/train/loss"]
   with pytest.raises(ValueError, match="seed"):
@@ -134,10 +135,10 @@ def test_history_is_kept_without_an_output_folder():
   result = simulation.run_training(trainer, data, rounds=3, clients_per_round=2, seed=4,
                                    evaluation=evaluation, progress=False, print_fn=lines.append)
   assert result.output_dir is None and result.plot_path is None
-  assert [h["round"] for h in result.history] == [0, 1, 2]
+  assert [h["round"] for h in result.history] == [1, 2, 3]
   assert all("client_work/train/loss" in h and "eval/accuracy" in h for h in result.history)
   for h in result.history:  # the examples of the sampled clients (client ci has 3 + 2i)
-    chosen = simulation.sample_clients(data.client_ids, 2, h["round"], seed=4)
+    chosen = simulation.sample_clients(data.client_ids, 2, h["round"] - 1, seed=4)
     assert h["client_work/train/num_examples"] == sum(3 + 2 * int(c[1:]) for c in chosen)
 
 
@@ -147,7 +148,7 @@ def test_resume_without_a_checkpoint_warns_and_starts_over(tmp_path):
     result = simulation.run_training(trainer, data, rounds=2, clients_per_round=2,
                                      progress=False, plot=False, output_dir=tmp_path / "new",
                                      resume=True)
-  assert [h["round"] for h in result.history] == [0, 1]
+  assert [h["round"] for h in result.history] == [1, 2]
 
 
 def test_interrupted_run_resumes_to_the_same_weights_and_history(tmp_path):
@@ -158,7 +159,7 @@ def test_interrupted_run_resumes_to_the_same_weights_and_history(tmp_path):
   out = tmp_path / "interrupted"
   rounds_done = []
 
-  def interrupting_evaluation(weights):  # Ctrl-C in the middle of round 5 (0-based)
+  def interrupting_evaluation(weights):  # Ctrl-C in the middle of round 6
     rounds_done.append(len(rounds_done))
     if len(rounds_done) == 6:
       raise KeyboardInterrupt
@@ -168,10 +169,10 @@ def test_interrupted_run_resumes_to_the_same_weights_and_history(tmp_path):
     simulation.run_training(trainer, data, rounds=8, clients_per_round=3, seed=2,
                             evaluation=interrupting_evaluation, progress=False, plot=False,
                             output_dir=out, checkpoint_every=2)
-  # Rounds 0-4 were logged; the last checkpoint is after round 3.
+  # Rounds 1-5 were logged; the last checkpoint is after round 4.
   assert [json.loads(l)["round"] for l in (out / "metrics.jsonl").read_text().splitlines()] \
-      == [0, 1, 2, 3, 4]
-  assert learning.read_checkpoint_metadata(out / "checkpoint.safetensors")["round"] == 3
+      == [1, 2, 3, 4, 5]
+  assert learning.read_checkpoint_metadata(out / "checkpoint.safetensors")["round"] == 4
   _, _, trainer2, evaluation2 = _setup()  # new objects, as after a restart
   resumed = simulation.run_training(trainer2, data, rounds=8, clients_per_round=3, seed=2,
                                     evaluation=evaluation2, progress=False, plot=False,
@@ -181,7 +182,7 @@ def test_interrupted_run_resumes_to_the_same_weights_and_history(tmp_path):
   for k in a:
     np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b[k]), rtol=0, atol=1e-6)
   lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-  assert [r["round"] for r in lines] == list(range(8))  # no duplicate rounds
+  assert [r["round"] for r in lines] == list(range(1, 9))  # no duplicate rounds
   for history in (resumed.history, lines):
     assert len(history) == len(full.history) == 8
     for x, y in zip(full.history, history):
@@ -198,7 +199,7 @@ def test_min_examples_keeps_small_clients_out():
   eligible = ["c4", "c5", "c6", "c7"]
   seen = set()
   for h in result.history:
-    chosen = simulation.sample_clients(eligible, 2, h["round"], seed=0)
+    chosen = simulation.sample_clients(eligible, 2, h["round"] - 1, seed=0)
     seen.update(chosen)
     assert h["client_work/train/num_examples"] == sum(3 + 2 * int(c[1:]) for c in chosen)
   assert seen == set(eligible)
@@ -231,7 +232,7 @@ def _check_tensorboard_scalars(result, out):
   assert writer.scalars == expected
   tags = {t for t, _, _ in writer.scalars}
   assert {"client_work/train/loss", "eval/accuracy", "seconds"} <= tags
-  assert sorted({s for _, _, s in writer.scalars}) == [0, 1, 2]
+  assert sorted({s for _, _, s in writer.scalars}) == [1, 2, 3]
 
 
 def test_tensorboard_scalars_through_tensorboardX(tmp_path, monkeypatch):
@@ -290,3 +291,288 @@ def test_mismatched_client_data_names_the_client_id(any_backend, cache_clients):
                             cache_clients=cache_clients)
   assert "client 'c2'" in str(e.value) and "float32[?,3]" in str(e.value)
   assert "float32[4,5]" in str(e.value)
+
+
+# ------------------------------------------------- a reused output folder
+
+def test_a_folder_that_holds_a_run_is_refused_unless_resume_or_overwrite(tmp_path):
+  from fedjit.simulation._training import RunExistsError
+  data, _, trainer, _ = _setup(num_clients=4)
+  out = tmp_path / "run"
+  out.mkdir()
+  (out / "metrics.jsonl").write_text("")  # an empty folder, or no round logged: fine
+  (out / "notes.txt").write_text("mine")
+  simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                          output_dir=out)
+  first = (out / "metrics.jsonl").read_text()
+  (out / "tensorboard").mkdir(exist_ok=True)
+  (out / "tensorboard" / "events.old").write_text("stale")
+  with pytest.raises(RunExistsError, match=r"already holds a run \(checkpoint.safetensors, "
+                     r"metrics.jsonl\); pass resume=True to continue it or overwrite=True") as e:
+    simulation.run_training(trainer, data, rounds=3, clients_per_round=2, progress=False,
+                            output_dir=out)
+  assert isinstance(e.value, FileExistsError)
+  assert (out / "metrics.jsonl").read_text() == first  # untouched
+  with pytest.raises(ValueError, match="not both"):
+    simulation.run_training(trainer, data, rounds=3, clients_per_round=2, progress=False,
+                            output_dir=out, resume=True, overwrite=True)
+  result = simulation.run_training(trainer, data, rounds=2, clients_per_round=2, seed=9,
+                                   progress=False, tensorboard=False, output_dir=out,
+                                   overwrite=True)
+  assert [h["round"] for h in result.history] == [1, 2]
+  assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+  meta = learning.read_checkpoint_metadata(out / "checkpoint.safetensors")
+  assert meta["round"] == 2 and meta["seed"] == 9
+  assert not (out / "tensorboard").exists()  # the old run's, removed
+  assert (out / "notes.txt").read_text() == "mine"  # not the run's: kept
+
+
+def test_overwrite_deletes_nothing_when_the_arguments_are_bad(tmp_path):
+  data, _, trainer, _ = _setup(num_clients=4)
+  simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                          plot=False, output_dir=tmp_path)
+  with pytest.raises(ValueError, match="clients_per_round=9"):
+    simulation.run_training(trainer, data, rounds=1, clients_per_round=9, progress=False,
+                            output_dir=tmp_path, overwrite=True)
+  assert (tmp_path / "checkpoint.safetensors").exists()
+
+
+# ------------------------------------------------------- quiet failures
+
+def _nan_clients():
+  rng = np.random.default_rng(1)
+  arrays = {}
+  for i in range(4):
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    arrays[f"c{i}"] = (x, (x[:, 0] > 0).astype(np.int32))
+  arrays["c2"][0][5, 1] = np.nan  # one NaN feature in one client
+  return ClientData.from_arrays(arrays).preprocess(lambda ds: ds.batch(4))
+
+
+def _training_warnings(record, match):
+  return [w for w in record if issubclass(w.category, simulation.TrainingWarning)
+          and match in str(w.message)]
+
+
+def test_a_nan_in_one_client_warns_once_of_discarded_updates_and_a_nan_loss():
+  _, _, trainer, _ = _setup()
+  lines = []
+  with pytest.warns(simulation.TrainingWarning,
+                    match="update is not finite|training loss is nan") as record:
+    result = simulation.run_training(trainer, _nan_clients(), rounds=4, clients_per_round=4,
+                                     progress=False, print_fn=lines.append)
+  assert all(h["finalizer/update_non_finite"] == 1 for h in result.history)  # every round
+  (discarded,) = _training_warnings(record, "was discarded")
+  assert "Round 1" in str(discarded.message) and "NaN or inf" in str(discarded.message)
+  assert "learning rate" in str(discarded.message)
+  assert "'finalizer/update_non_finite'" in str(discarded.message)
+  (loss,) = _training_warnings(record, "the training loss is nan")
+  assert "labels are in range" in str(loss.message)
+  assert len([w for w in record if issubclass(w.category, simulation.TrainingWarning)]) == 2
+  assert discarded.filename == __file__  # points at the caller's line
+  assert all("train_loss nan" in l for l in lines)
+
+
+def test_a_diverging_loss_warns_once_and_prints_in_general_format():
+  data, model, _, _ = _setup()
+  wild = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(1e9))
+  lines = []
+  with pytest.warns(simulation.TrainingWarning, match="diverging") as record:
+    result = simulation.run_training(wild, data, rounds=3, clients_per_round=4, progress=False,
+                                     print_fn=lines.append)
+  losses = [h["client_work/train/loss"] for h in result.history]
+  assert losses[0] > 1e6, losses
+  assert len(_training_warnings(record, "diverging")) == 1
+  message = str(_training_warnings(record, "diverging")[0].message)
+  assert message.startswith("Round 1: the training loss is ") and "over 1e+06" in message
+  assert "Lower the learning rate" in message
+  assert f"train_loss {losses[0]:.4g}" in lines[0] and "e+" in lines[0]
+
+
+@pytest.mark.parametrize("losses, warned_at, why", [
+    ([2.3, 2.0, 1500.0, 2500.0, 3000.0], 4, "over 1000 times the smallest loss so far "
+     "(round 2's 2)"),
+    ([0.0, 5.0, 11.0, 20.0], 3, "(round 1's 0, counted as 0.01)"),
+    ([2e6, 1.0], 1, "over 1e+06"),
+    ([2.3, 1.2, 0.9, 1.1, 50.0, 0.5], None, None),
+])
+def test_exploding_loss_rule(losses, warned_at, why):
+  from fedjit.simulation._training import _Watch
+  watch = _Watch([])
+  with warnings.catch_warnings(record=True) as record:
+    warnings.simplefilter("always")
+    for n, loss in enumerate(losses, 1):
+      watch.check(n, {"client_work/train/loss": loss}, {})
+  found = [w for w in record if issubclass(w.category, simulation.TrainingWarning)]
+  if warned_at is None:
+    assert found == []
+  else:
+    (w,) = found
+    assert str(w.message).startswith(f"Round {warned_at}: ") and why in str(w.message)
+
+
+def test_watch_finds_metrics_anywhere_and_warns_once_per_kind():
+  from fedjit.simulation._training import _Watch
+  watch = _Watch([{"round": 1, "client_work/train/loss": 2.0}])  # resumed: round 1 known
+  with pytest.warns(simulation.TrainingWarning) as record:
+    for n in (2, 3, 4):
+      watch.check(n, {"stage/0/update_non_finite": 1, "client_work/train/loss": 2.5e3,
+                      "client_work/train/num_invalid_labels": 7},
+                  {"eval/loss": float("nan"), "eval/num_invalid_labels": 3})
+  messages = [str(w.message) for w in record]
+  assert len(messages) == 5, messages
+  assert sum("'stage/0/update_non_finite'" in m for m in messages) == 1
+  assert sum("round 1's 2" in m for m in messages) == 1  # 2500 > 1000 x 2
+  assert sum("7 training examples were left out" in m and "0 <= label < number of classes"
+             in m for m in messages) == 1
+  assert sum("3 evaluation examples were left out" in m for m in messages) == 1
+  assert sum("evaluation loss is nan" in m for m in messages) == 1
+  assert all(m.startswith("Round 2: ") for m in messages)
+
+
+def test_labels_out_of_range_warn_once_for_the_run():
+  def softmax_cross_entropy_with_integer_labels(y, logits):  # named as optax's: labels checked
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+  model = learning.models.from_functions(
+      lambda k: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}, lambda p, x: x @ p["w"] + p["b"],
+      softmax_cross_entropy_with_integer_labels,
+      input_spec=((np.float32, [None, 3]), (np.int32, [None])))
+  if not model.checks_labels:
+    pytest.skip("this model does not count num_invalid_labels")
+  trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(0.1))
+  x = np.ones((6, 3), np.float32)
+  data = ClientData.from_arrays({"a": (x, np.array([0, 1, 5, 0, 1, -1], np.int32)),
+                                 "b": (x, np.zeros(6, np.int32))}).preprocess(
+                                     lambda ds: ds.batch(3))
+  with pytest.warns(simulation.TrainingWarning) as record:
+    result = simulation.run_training(trainer, data, rounds=3, clients_per_round=2,
+                                     progress=False)
+  assert [h["client_work/train/num_invalid_labels"] for h in result.history] == [2, 2, 2]
+  (w,) = _training_warnings(record, "were left out")
+  assert str(w.message).startswith("Round 1: 2 training examples were left out")
+  assert "'client_work/train/num_invalid_labels'" in str(w.message)
+  assert not [w for w in record if "skipped because" in str(w.message)]  # no per-round repeats
+
+
+def test_console_numbers_use_a_general_format():
+  from fedjit.simulation._training import _short
+  assert _short({"client_work/train/loss": 3.349e21, "eval/accuracy": 0.87341,
+                 "eval/loss": 0.0512345}) == {
+                     "train_loss": "3.349e+21", "eval_accuracy": "0.8734", "eval_loss": "0.05123"}
+
+
+def test_metrics_are_plain_python_numbers():
+  flat = simulation.flatten_metrics({"acc": np.float32(0.1), "ok": np.bool_(True),
+                                     "n": np.int64(3), "x": np.float64(0.1)})
+  assert flat == {"acc": 0.1, "ok": 1, "n": 3, "x": 0.1}
+  assert repr(flat["acc"]) == "0.1" and type(flat["acc"]) is float and type(flat["ok"]) is int
+
+
+def test_run_info_must_be_json(tmp_path):
+  data, _, trainer, _ = _setup(num_clients=4)
+  with pytest.raises(TypeError, match="run_info must be JSON-serializable"):
+    simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                            output_dir=tmp_path, run_info={"model": object()})
+
+
+# ------------------------------------------------------------ resuming
+
+def test_resume_with_another_process_says_what_wrote_the_checkpoint(tmp_path):
+  data, model, trainer, _ = _setup(num_clients=4)
+  out = tmp_path / "run"
+  simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                          plot=False, output_dir=out,
+                          run_info={"algorithm": "fedadam", "dataset": "toy"})
+  meta = learning.read_checkpoint_metadata(out / "checkpoint.safetensors")
+  assert meta["run"] == {"algorithm": "fedadam", "dataset": "toy", "seed": 0,
+                         "clients_per_round": 2, "weights": "2 arrays: 2, 3x2"}
+  sgd = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(0.2))
+  with pytest.raises(learning._checkpoint.CheckpointMismatchError) as e:
+    simulation.run_training(sgd, data, rounds=2, clients_per_round=2, progress=False,
+                            output_dir=out, resume=True,
+                            run_info={"algorithm": "fedavg", "dataset": "toy"})
+  first, *rest = str(e.value).splitlines()
+  assert len(rest) <= 1
+  assert first.startswith(f"{out / 'checkpoint.safetensors'} was written by fedadam on toy "
+                          f"(seed 0; 2 clients per round; model 2 arrays: 2, 3x2); this run "
+                          f"is fedavg on toy (seed 0; 2 clients per round; model 2 arrays: "
+                          f"2, 3x2) (algorithm fedadam -> fedavg)")
+  assert "Use the same options as that run, or another output_dir." in first
+  assert "leaf" not in first and "template" not in first
+  assert isinstance(e.value, ValueError)
+
+
+def test_resume_reports_where_it_starts_and_refuses_fewer_rounds(tmp_path):
+  data, _, trainer, _ = _setup(num_clients=4)
+  out = tmp_path / "run"
+  simulation.run_training(trainer, data, rounds=2, clients_per_round=2, progress=False,
+                          plot=False, output_dir=out)
+  lines = []
+  with pytest.raises(ValueError, match=r"already has 2 rounds; pass rounds > 2 to train more"):
+    simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                            output_dir=out, resume=True, print_fn=lines.append)
+  same = simulation.run_training(trainer, data, rounds=2, clients_per_round=2, progress=False,
+                                 plot=False, output_dir=out, resume=True, print_fn=lines.append)
+  assert lines == [f"{out} already has 2 rounds: nothing to train (pass rounds > 2 to train "
+                   f"more)"]
+  assert [h["round"] for h in same.history] == [1, 2]
+  lines.clear()
+  more = simulation.run_training(trainer, data, rounds=3, clients_per_round=2, progress=False,
+                                 plot=False, output_dir=out, resume=True, print_fn=lines.append)
+  assert lines[0] == f"resuming from round 2 of {out}: training round 3"
+  assert lines[1].startswith("round    3/3:")
+  assert [h["round"] for h in more.history] == [1, 2, 3]
+  assert learning.read_checkpoint_metadata(out / "checkpoint.safetensors")["round"] == 3
+
+
+def test_resume_with_other_recorded_options_warns(tmp_path):
+  data, _, trainer, _ = _setup(num_clients=4)
+  simulation.run_training(trainer, data, rounds=1, clients_per_round=2, progress=False,
+                          plot=False, output_dir=tmp_path, run_info={"dataset": "mnist"})
+  with pytest.warns(simulation.TrainingWarning, match=r"with other options: dataset mnist -> "
+                    r"fashion_mnist, clients_per_round 2 -> 3"):
+    simulation.run_training(trainer, data, rounds=2, clients_per_round=3, progress=False,
+                            plot=False, output_dir=tmp_path, resume=True,
+                            run_info={"dataset": "fashion_mnist"})
+
+
+def test_a_checkpoint_with_zero_based_rounds_still_resumes(tmp_path):
+  """Checkpoints and metrics written before rounds were 1-based."""
+  data, _, trainer, _ = _setup(num_clients=4)
+  full = simulation.run_training(trainer, data, rounds=3, clients_per_round=2, seed=3,
+                                 progress=False, plot=False)
+  out = tmp_path / "old"
+  simulation.run_training(trainer, data, rounds=2, clients_per_round=2, seed=3, progress=False,
+                          plot=False, output_dir=out)
+  ckpt = out / "checkpoint.safetensors"
+  state = learning.load_checkpoint(ckpt, trainer.initialize())
+  learning.save_checkpoint(ckpt, state, metadata={"round": 1, "seed": 3})  # the old metadata
+  records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+  (out / "metrics.jsonl").write_text("".join(json.dumps({**r, "round": r["round"] - 1}) + "\n"
+                                             for r in records))
+  resumed = simulation.run_training(trainer, data, rounds=3, clients_per_round=2, seed=3,
+                                    progress=False, plot=False, output_dir=out, resume=True)
+  assert [h["round"] for h in resumed.history] == [1, 2, 3]
+  a = trainer.get_model_weights(full.state).trainable
+  b = trainer.get_model_weights(resumed.state).trainable
+  for k in a:
+    np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b[k]), rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------- plot
+
+def test_plot_has_axis_labels_and_starts_at_round_1(tmp_path, monkeypatch):
+  pytest.importorskip("matplotlib")
+  import matplotlib.pyplot as plt
+  figures = []
+  close = plt.close
+  monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+  history = [{"round": 1, "client_work/train/loss": 2.3, "eval/accuracy": 0.2},
+             {"round": 2, "client_work/train/loss": 1.9, "eval/accuracy": 0.4}]
+  assert simulation.plot_curves(history, tmp_path / "curves.png") == tmp_path / "curves.png"
+  (fig,) = figures
+  loss_ax, acc_ax = fig.axes
+  assert (loss_ax.get_ylabel(), acc_ax.get_ylabel()) == ("loss", "accuracy")
+  assert loss_ax.get_xlabel() == acc_ax.get_xlabel() == "round"
+  assert list(loss_ax.lines[0].get_xdata()) == [1, 2]
+  close(fig)

@@ -42,7 +42,8 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_metadata",
+           "CheckpointMismatchError"]
 
 FORMAT = "fedjit.checkpoint"
 FORMAT_VERSION = 1
@@ -58,6 +59,39 @@ _NOT_A_CHECKPOINT = ("is not a fedjit checkpoint or is corrupt ({reason}). "
                      "Checkpoints are written by save_checkpoint; if this one "
                      "was, the write did not finish or the file was damaged "
                      "afterwards: use an earlier checkpoint.")
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's leaves differ from the template it is loaded into.
+
+  A `ValueError`, so existing `except ValueError` handlers still catch it.
+  Besides the message, it carries the details, for a caller (such as
+  `fedjit.simulation.run_training`) that words the problem in its own terms.
+
+  Attributes:
+    path: The checkpoint file.
+    where: The path (`keystr`) of the first leaf that differs, e.g.
+      `".finalizer[0].count"`.
+    template_leaf: The template's leaf there as `"path: type"`, e.g.
+      `".finalizer[0].count: int32"`; None when the template has no more.
+    file_leaf: The file's leaf there, the same way; None when it has no more.
+    template_leaves: The number of leaves in the template.
+    file_leaves: The number of leaves in the file.
+
+  Example:
+    >>> try:
+    ...   load_checkpoint(path, process.initialize())
+    ... except CheckpointMismatchError as e:
+    ...   print(e.template_leaf, e.file_leaf, e.template_leaves, e.file_leaves)
+  """
+
+  def __init__(self, message: str, *, path: pathlib.Path, where: str,
+               template_leaf: str | None, file_leaf: str | None,
+               template_leaves: int, file_leaves: int):
+    super().__init__(message)
+    self.path, self.where = path, where
+    self.template_leaf, self.file_leaf = template_leaf, file_leaf
+    self.template_leaves, self.file_leaves = template_leaves, file_leaves
 
 
 # ----------------------------------------------------------------- leaves
@@ -315,9 +349,11 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> Any:
 
   Raises:
     FileNotFoundError: There is no file at `path`.
-    ValueError: The file is not a fedjit checkpoint or is corrupt, or its
-      leaves (count, paths, dtypes, shapes) differ from the template's; the
-      message names the file and the first differing leaf.
+    ValueError: The file is not a fedjit checkpoint or is corrupt.
+    CheckpointMismatchError: (a `ValueError`) The file's leaves (count,
+      paths, dtypes, shapes) differ from the template's; the message names
+      the file and the first differing leaf, and the exception's attributes
+      hold them.
 
   Example:
     >>> import numpy as np, tempfile, os
@@ -378,34 +414,44 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _check_matches(path: pathlib.Path, records: list[dict[str, Any]],
                    keys: list[str], expected: list[tuple[str, tuple]]) -> None:
-  """Raises a ValueError naming the first leaf where file and template differ."""
-  def fail(where: str, wants: str, holds: str):
-    raise ValueError(
+  """Raises a CheckpointMismatchError naming the first leaf where file and
+  template differ."""
+  def leaf(key: str | None, dtype_shape: tuple | None) -> str | None:
+    return None if key is None else f"{key or '<root>'}: {_describe(*dtype_shape)}"
+
+  def fail(where: str, wants: str, holds: str, i: int):
+    mine = (keys[i], expected[i]) if i < len(keys) else (None, None)
+    theirs = ((records[i]["key"], (records[i]["dtype"], records[i]["shape"]))
+              if i < len(records) else (None, None))
+    raise CheckpointMismatchError(
         f"Checkpoint '{path}' does not match the template at {where}: the "
         f"template expects {wants}, the file holds {holds}. Was this "
         f"checkpoint written by a different model or process? Load it with a "
         f"template of the state it was saved from (e.g. the same process's "
         f"initialize()). The file holds {len(records)} leaves, the template "
-        f"has {len(keys)}.")
+        f"has {len(keys)}.", path=path,
+        where=(mine[0] if mine[0] is not None else theirs[0]) or "<root>",
+        template_leaf=leaf(*mine), file_leaf=leaf(*theirs),
+        template_leaves=len(keys), file_leaves=len(records))
 
   for i in range(max(len(records), len(keys))):
     if i >= len(keys):
       r = records[i]
       fail(r["key"] or "<root>", "no more leaves",
            f"an extra leaf {r['key'] or '<root>'}: "
-           f"{_describe(r['dtype'], r['shape'])}")
+           f"{_describe(r['dtype'], r['shape'])}", i)
     wants = _describe(*expected[i])
     if i >= len(records):
       fail(keys[i] or "<root>", f"a leaf {keys[i] or '<root>'}: {wants}",
-           "no more leaves")
+           "no more leaves", i)
     r = records[i]
     if r["key"] != keys[i]:
       fail(f"{keys[i] or '<root>'} (leaf {i})",
            f"{keys[i] or '<root>'}: {wants}",
-           f"{r['key'] or '<root>'}: {_describe(r['dtype'], r['shape'])}")
+           f"{r['key'] or '<root>'}: {_describe(r['dtype'], r['shape'])}", i)
     holds = _describe(r["dtype"], r["shape"])
     if holds != wants:
-      fail(keys[i] or "<root>", wants, holds)
+      fail(keys[i] or "<root>", wants, holds, i)
 
 
 def _fedjit_version() -> str | None:

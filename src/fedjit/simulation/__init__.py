@@ -14,12 +14,13 @@ from fedjit.simulation._client_data import ClientData, UnknownClientError
 from fedjit.simulation._dataset import Dataset
 from fedjit.simulation._population import Population
 from fedjit.simulation._sampling import build_uniform_sampling_fn, sample_clients
-from fedjit.simulation._training import (TrainingResult, build_central_evaluation,
-                                         flatten_metrics, plot_curves, run_training)
+from fedjit.simulation._training import (TrainingResult, TrainingWarning,
+                                         build_central_evaluation, flatten_metrics,
+                                         plot_curves, run_training)
 
 __all__ = ["ClientData", "Dataset", "Population", "UnknownClientError", "build_uniform_sampling_fn",
            "sample_clients", "TrainingResult", "build_central_evaluation", "flatten_metrics",
-           "plot_curves", "run_training", "datasets", "partitioners"]
+           "plot_curves", "run_training", "TrainingWarning", "datasets", "partitioners"]
 
 
 def __getattr__(name):
