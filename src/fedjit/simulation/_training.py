@@ -19,6 +19,7 @@ import numpy as np
 
 from fedjit._tracebacks import user_stacklevel
 from fedjit.core import FederatedTypeError
+from fedjit.learning.templates import InvalidLabelsWarning
 from fedjit.simulation._client_data import ClientData
 from fedjit.simulation._sampling import sample_clients
 
@@ -38,9 +39,6 @@ TENSORBOARD = "tensorboard"
 _EXPLODE_FACTOR = 1e3
 _EXPLODE_FLOOR = 1e-2
 _EXPLODE_ABSOLUTE = 1e6
-# The per-round warning `LearningProcessOutput` gives for skipped labels;
-# run_training gives one warning for the whole run instead.
-_PER_ROUND_LABEL_WARNING = r"(?s).*examples were skipped because their label"
 
 
 class TrainingWarning(UserWarning):
@@ -232,7 +230,7 @@ def _one_label_warning():
   """Silences the per-round label warning of `LearningProcessOutput` (and of
   evaluation), which `_Watch` replaces with one for the run."""
   with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", _PER_ROUND_LABEL_WARNING, UserWarning)
+    warnings.filterwarnings("ignore", category=InvalidLabelsWarning)
     yield
 
 

@@ -7,6 +7,7 @@ Example:
 
 from fedjit.learning.templates._learning_process import (LearningAlgorithmState,
                                                          LearningProcess,
+                                                         InvalidLabelsWarning,
                                                          LearningProcessOutput,
                                                          compose_learning_process)
 from fedjit.learning.templates._processes import (AggregationProcess, ClientResult,
@@ -21,7 +22,7 @@ from fedjit.learning.templates._stages import (ClientWeighting,
                                                build_model_delta_client_work,
                                                client_work_from_update)
 
-__all__ = ["LearningAlgorithmState", "LearningProcess", "LearningProcessOutput",
+__all__ = ["InvalidLabelsWarning", "LearningAlgorithmState", "LearningProcess", "LearningProcessOutput",
            "compose_learning_process", "AggregationProcess", "ClientResult",
            "ClientWorkProcess", "DistributionProcess", "FinalizerProcess",
            "MeasuredProcess", "MeasuredProcessOutput", "ClientWeighting",

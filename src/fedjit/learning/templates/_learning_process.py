@@ -16,7 +16,8 @@ from fedjit.learning.templates._processes import (AggregationProcess,
                                                   FinalizerProcess)
 from fedjit.templates import IterativeProcess
 
-__all__ = ["LearningProcess", "LearningProcessOutput", "LearningAlgorithmState",
+__all__ = ["InvalidLabelsWarning", "LearningProcess", "LearningProcessOutput",
+           "LearningAlgorithmState",
            "compose_learning_process"]
 
 
@@ -27,6 +28,10 @@ class LearningAlgorithmState(NamedTuple):
   client_work: Any
   aggregator: Any
   finalizer: Any
+
+
+class InvalidLabelsWarning(UserWarning):
+  """Examples were skipped because their labels are not class indices."""
 
 
 class _Output(NamedTuple):
@@ -98,7 +103,7 @@ def _warn_invalid_labels(metrics: Any) -> None:
         f"{skipped} examples were skipped because their labels are not class indices "
         f"of the model (0 <= label < the number of outputs); they are not in the loss, "
         f"the metrics or num_examples. Check the labels (e.g. 1-based or -1 labels) "
-        f"or the size of the model's output layer.", UserWarning,
+        f"or the size of the model's output layer.", InvalidLabelsWarning,
         stacklevel=user_stacklevel())
 
 
