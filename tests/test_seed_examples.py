@@ -493,34 +493,12 @@ def _check_seed_002_output(lines):
   assert losses[1] < losses[0], losses
 
 
-# fedjit blocks the seed as written: its `server_init`, `client_update_fn` and
-# `server_update_fn` call `model_fn()` inside a `jax_computation`, so Keras
-# creates the model's (and its metrics') variables while JAX traces the
-# computation. The model's weights are now kept as traced values, but the
-# Keras metrics' state is still read with NumPy (learning/metrics/_metrics.py):
-#   jax.errors.TracerArrayConversionError
-@pytest.mark.xfail(strict=True, raises=jax.errors.TracerArrayConversionError,
-                   reason="fedjit: model_fn() inside a jax_computation builds Keras "
-                          "metrics whose variables are traced (learning/metrics)")
+# The seed as written calls `model_fn()` inside its `jax_computation`s, so
+# Keras creates the model's and its metrics' variables while JAX traces the
+# computation: their values stay traced (the test failed before that, with
+# jax.errors.TracerArrayConversionError from the metrics' initial state).
 def test_seed_002_runs_as_written_prints_the_seeds_types_and_learns(capsys):
   _, lines = _exec_seed(SEED_002, "seed_002", capsys, emnist_like=emnist_like)
-  _check_seed_002_output(lines)
-
-
-# The same program with the one workaround for the failure above: the model
-# is built once, outside the computations (`_model = model_fn()`), and the
-# three `model = model_fn()` lines inside them use it.
-SEED_002_WORKAROUND = SEED_002.replace(
-    "  model = model_fn()\n", "  model = _model  # workaround: model_fn() inside a jax_computation fails\n"
-).replace(
-    "@tff.jax_computation  # spelling: tff.tf_computation -> tff.jax_computation\ndef server_init",
-    "_model = model_fn()  # workaround: model_fn() inside a jax_computation fails\n"
-    "@tff.jax_computation  # spelling: tff.tf_computation -> tff.jax_computation\ndef server_init")
-
-
-def test_seed_002_with_the_model_built_outside_prints_the_seeds_types_and_learns(capsys):
-  assert SEED_002_WORKAROUND.count("# workaround:") == 5  # initialize_fn's sketch too
-  _, lines = _exec_seed(SEED_002_WORKAROUND, "seed_002", capsys, emnist_like=emnist_like)
   _check_seed_002_output(lines)
 
 

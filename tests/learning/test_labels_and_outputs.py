@@ -93,7 +93,20 @@ def test_label_check_knows_keras_loss_functions_and_ignore_class():
       lambda rng: {"w": jnp.zeros((4, 3)), "b": jnp.zeros(3)},
       lambda p, x: x @ p["w"] + p["b"],
       lambda y, logits: keras.losses.sparse_categorical_crossentropy(y, logits, True), spec)
-  assert not model.checks_labels  # a lambda: its name says nothing
+  assert model.checks_labels  # a lambda: int32[?] labels against [?, 3] predictions
+  assert not fedjit.learning.models.from_functions(
+      lambda rng: {"w": jnp.zeros((4, 3)), "b": jnp.zeros(3)},
+      lambda p, x: x @ p["w"] + p["b"],
+      lambda y, logits: keras.losses.sparse_categorical_crossentropy(y, logits, True), spec,
+      integer_labels=False).checks_labels
+  with pytest.raises(TypeError, match="integer_labels must be True, False or None"):
+    fedjit.learning.models.from_functions(
+        lambda rng: {"w": jnp.zeros((4, 3))}, lambda p, x: x @ p["w"],
+        lambda y, logits: logits[:, 0], spec, integer_labels="yes")
+  # Integer targets against one output (regression or binary) are not classes.
+  assert not fedjit.learning.models.from_functions(
+      lambda rng: {"w": jnp.zeros((4, 1))}, lambda p, x: x @ p["w"],
+      lambda y, p: (y - p) ** 2, ((np.float32, [None, 4]), (np.int32, [None, 1]))).checks_labels
   model = fedjit.learning.models.from_functions(
       lambda rng: {"w": jnp.zeros((4, 3)), "b": jnp.zeros(3)},
       lambda p, x: jax.nn.softmax(x @ p["w"] + p["b"]),

@@ -1,6 +1,7 @@
 """The round loop: sampling, logs, plot, checkpoints and resume."""
 
 import json
+import math
 import sys
 import warnings
 
@@ -371,6 +372,24 @@ def test_a_nan_in_one_client_warns_once_of_discarded_updates_and_a_nan_loss():
   assert len([w for w in record if issubclass(w.category, simulation.TrainingWarning)]) == 2
   assert discarded.filename == __file__  # points at the caller's line
   assert all("train_loss nan" in l for l in lines)
+
+
+def test_non_finite_metrics_are_null_in_strict_json_and_nan_again_on_resume(tmp_path):
+  _, _, trainer, _ = _setup()
+  def no_constants(name):
+    raise AssertionError(f"{name} is not JSON")
+  with pytest.warns(simulation.TrainingWarning):
+    simulation.run_training(trainer, _nan_clients(), rounds=2, clients_per_round=4,
+                            progress=False, output_dir=tmp_path, plot=False)
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  records = [json.loads(l, parse_constant=no_constants) for l in lines]
+  assert [r["client_work/train/loss"] for r in records] == [None, None]
+  with pytest.warns(simulation.TrainingWarning):
+    result = simulation.run_training(trainer, _nan_clients(), rounds=3, clients_per_round=4,
+                                     progress=False, output_dir=tmp_path, plot=False,
+                                     resume=True)
+  assert [h["round"] for h in result.history] == [1, 2, 3]
+  assert all(math.isnan(h["client_work/train/loss"]) for h in result.history)
 
 
 def test_a_diverging_loss_warns_once_and_prints_in_general_format():

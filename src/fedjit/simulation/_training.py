@@ -20,6 +20,7 @@ import numpy as np
 from fedjit._tracebacks import user_stacklevel
 from fedjit.core import FederatedTypeError
 from fedjit.learning.templates import InvalidLabelsWarning
+from fedjit.learning.templates._learning_process import plain_number
 from fedjit.simulation._client_data import ClientData
 from fedjit.simulation._sampling import sample_clients
 
@@ -96,13 +97,11 @@ def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
   elif isinstance(metrics, (list, tuple)):
     items = [(str(i), v) for i, v in enumerate(metrics)]
   else:
-    value = np.asarray(metrics)
-    if value.ndim == 0 and value.dtype == np.bool_:
-      out[prefix] = int(value.item())
-    elif value.ndim == 0 and np.issubdtype(value.dtype, np.floating) and value.dtype.itemsize < 8:
-      out[prefix] = float(str(value[()]))  # the shortest decimal that reads back as the float32
-    elif value.ndim == 0 and np.issubdtype(value.dtype, np.number):
-      out[prefix] = value.item()
+    value = plain_number(np.asarray(metrics))
+    if isinstance(value, bool):
+      out[prefix] = int(value)
+    elif isinstance(value, (int, float)):
+      out[prefix] = value
     return out
   for k, v in items:
     out.update(flatten_metrics(v, f"{prefix}/{k}" if prefix else str(k)))
@@ -256,6 +255,19 @@ def _summary_writer_class():
     return None
 
 
+def _to_json(record: dict) -> str:
+  """One line of strict JSON: NaN and infinities (not JSON numbers) are null,
+  so that any JSON reader (jq, JavaScript, pandas) takes the file."""
+  return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                     for k, v in record.items()}, allow_nan=False)
+
+
+def _from_json(line: str) -> dict:
+  """A record written by `_to_json` (null read back as NaN; an earlier fedjit
+  wrote NaN itself, which Python's json reads too)."""
+  return {k: math.nan if v is None else v for k, v in json.loads(line).items()}
+
+
 class _Logs:
   """The metrics history (kept in memory), its JSON-lines file, and
   TensorBoard when a SummaryWriter is installed.
@@ -271,11 +283,11 @@ class _Logs:
     self.records: list[dict] = []
     if self.path is not None:
       if rounds_done > 0 and self.path.exists():  # resumed: drop rounds after the checkpoint
-        records = [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+        records = [_from_json(l) for l in self.path.read_text().splitlines() if l.strip()]
         if records and records[0]["round"] == 0:  # written 0-based, by an earlier fedjit
           records = [{**r, "round": r["round"] + 1} for r in records]
         self.records = [r for r in records if r["round"] <= rounds_done]
-      self.path.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+      self.path.write_text("".join(_to_json(r) + "\n" for r in self.records))
       if tensorboard:
         writer = _summary_writer_class()
         if writer is not None:
@@ -285,7 +297,7 @@ class _Logs:
     self.records.append(record)
     if self.path is not None:
       with open(self.path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(_to_json(record) + "\n")
     if self.writer is not None:
       for k, v in record.items():
         if k != "round":
@@ -526,7 +538,8 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
   (deterministic for `seed` and the round number), runs `process.next` on
   their datasets, and every `eval_every` rounds calls `evaluation(model
   weights)`. Metrics are returned as `history` (one dict per round) and go to
-  `output_dir/metrics.jsonl` (one JSON object per round), to TensorBoard
+  `output_dir/metrics.jsonl` (one strict-JSON object per round: NaN and
+  infinities are written as null), to TensorBoard
   when tensorboardX (or PyTorch's) is installed, and to a plot,
   `output_dir/curves.png`, when matplotlib is. With `checkpoint_every=k` the state is saved
   every k rounds; `resume=True` continues from the checkpoint in

@@ -96,7 +96,10 @@ class KerasMetric(Metric):
       raise TypeError(
           f"Keras metric {metric.name!r} has no variables yet; fedjit needs metrics "
           f"whose state exists when constructed (e.g. keras.metrics.Mean).")
-    self._initial = [np.asarray(v.value) for v in metric.variables]
+    # A metric built inside a jax computation (TFF's `model_fn()` in a
+    # `tf_computation`) has traced initial values: keep them traced.
+    self._initial = [v.value if isinstance(v.value, jax.core.Tracer) else np.asarray(v.value)
+                     for v in metric.variables]
     # Mean-type wrappers take (y_true, y_pred); plain reducers such as
     # keras.metrics.Mean take one array of values: they get the predictions.
     import inspect

@@ -182,6 +182,13 @@ class FunctionalModel:
     apply_fn: instead of `predict_on_batch_fn`, `fn(model_weights, x,
       training) -> (predictions, new_non_trainable)` for models whose
       non-trainable state changes in training (batch-norm statistics).
+    integer_labels: whether the labels are class indices into the
+      predictions' last axis, so that examples whose label is outside
+      `[0, num_classes)` are left out and counted (`num_invalid_labels`).
+      None (the default) decides from the loss's name
+      (`SparseCategoricalCrossentropy`, `softmax_cross_entropy_with_integer_labels`,
+      ...) or, for other losses, from the input spec: integer labels of
+      shape `[batch]` (or `[batch, 1]`) against predictions `[batch, C]`, C > 1.
 
   Example:
     >>> model = FunctionalModel(
@@ -193,7 +200,7 @@ class FunctionalModel:
 
   def __init__(self, initial_weights: Any, predict_on_batch_fn: Callable | None = None,
                loss_fn: Any = None, input_spec: Any = None, metrics: Any = None,
-               apply_fn: Callable | None = None):
+               apply_fn: Callable | None = None, integer_labels: bool | None = None):
     if (predict_on_batch_fn is None) == (apply_fn is None):
       raise TypeError("Give exactly one of predict_on_batch_fn or apply_fn.")
     if loss_fn is None or input_spec is None:
@@ -207,6 +214,13 @@ class FunctionalModel:
     self._label_loss, self._ignore_class = _label_loss_info(loss_fn)
     self.input_spec = input_spec_type(input_spec)
     self.metrics: dict[str, Metric] = as_metrics(metrics)
+    if integer_labels is not None:
+      if not isinstance(integer_labels, bool):
+        raise TypeError(f"integer_labels must be True, False or None (decide from the loss "
+                        f"and input spec); got {integer_labels!r}.")
+      self._label_loss = integer_labels
+    elif not self._label_loss:
+      self._label_loss = self._spec_has_class_labels()
 
   @property
   def trainable_variables(self) -> Params:
@@ -279,6 +293,25 @@ class FunctionalModel:
     against the number of classes (the predictions' last axis)."""
     return self._label_loss
 
+  def _spec_has_class_labels(self) -> bool:
+    """Integer labels `[b]` or `[b, 1]` against predictions `[b, C]` (C > 1)
+    in the input spec: class indices, whatever the loss is called."""
+    from fedjit.core._sequence import _zeros_spec  # the spec as ShapeDtypeStructs
+    try:
+      x, y = split_batch(_zeros_spec(_with_batch(self.input_spec)))
+    except TypeError:
+      return False
+    if not isinstance(y, jax.ShapeDtypeStruct) or not jnp.issubdtype(y.dtype, jnp.integer):
+      return False
+    try:
+      preds = jax.eval_shape(lambda w, x: self.apply(w, x, False)[0], self.initial_weights, x)
+    except Exception:  # noqa: BLE001 - a model that cannot run on its spec: decided later
+      return False
+    if not isinstance(preds, jax.ShapeDtypeStruct) or len(preds.shape) < 2:
+      return False
+    lead = tuple(preds.shape[:-1])
+    return preds.shape[-1] > 1 and tuple(y.shape) in (lead, lead + (1,))
+
   def _used(self, y_true, y_pred, mask):
     """`mask` without the examples whose integer label is out of range."""
     if not self._label_loss:
@@ -336,6 +369,14 @@ class BatchOutput(NamedTuple):
   non_trainable: Any
 
 
+def _with_batch(t: Type) -> Type:
+  """`t` with unknown dimensions (the batch axis) set to 2."""
+  if isinstance(t, TensorType):
+    return TensorType(t.dtype, [2 if d is None else d for d in t.shape])
+  return StructType([(n, _with_batch(e)) for n, e in t.items()], container=t.container) \
+      if isinstance(t, StructType) else t
+
+
 def _mask_for(y_true, mask):
   """One mask value per example. A batch of fixed size (`drop_remainder=True`)
   comes with one mask value for the whole batch: it applies to each example."""
@@ -386,7 +427,7 @@ def _valid_labels(y_true, y_pred, ignore_class) -> jax.Array:
 @api_boundary
 def from_functions(init_fn: Callable[[jax.Array], Params], apply_fn: Callable,
                    loss_fn: Any, input_spec: Any, metrics: Any = None,
-                   seed: int = 0) -> FunctionalModel:
+                   seed: int = 0, integer_labels: bool | None = None) -> FunctionalModel:
   """A model from plain JAX functions: `init_fn(rng) -> params` and
   `apply_fn(params, x) -> predictions`.
 
@@ -397,6 +438,9 @@ def from_functions(init_fn: Callable[[jax.Array], Params], apply_fn: Callable,
     input_spec: the type of one `(x, y)` batch.
     metrics: metrics to report (see `FunctionalModel`).
     seed: the PRNG seed for `init_fn`.
+    integer_labels: whether labels are class indices, checked against the
+      number of classes (see `FunctionalModel`; None decides from the loss
+      and the input spec).
 
   Example:
     >>> model = from_functions(
@@ -408,4 +452,5 @@ def from_functions(init_fn: Callable[[jax.Array], Params], apply_fn: Callable,
   params = init_fn(jax.random.PRNGKey(seed))
   return FunctionalModel(ModelWeights(params, ()),
                          predict_on_batch_fn=lambda w, x, training: apply_fn(w.trainable, x),
-                         loss_fn=loss_fn, input_spec=input_spec, metrics=metrics)
+                         loss_fn=loss_fn, input_spec=input_spec, metrics=metrics,
+                         integer_labels=integer_labels)

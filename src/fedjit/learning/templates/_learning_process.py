@@ -61,8 +61,16 @@ class LearningProcessOutput(_Output):
     return super().__new__(cls, state, metrics)
 
 
-def _plain(x: Any) -> Any:
-  """A 0-d NumPy value as a Python number; anything else unchanged."""
+def plain_number(x: Any) -> Any:
+  """A 0-d NumPy value as a Python number; anything else unchanged.
+
+  A float32 becomes the Python float that prints as the float32 does (the
+  shortest decimal that reads back as it: `0.1`, not `0.10000000149011612`).
+
+  Example:
+    >>> plain_number(np.float32(0.1)), plain_number(np.array(3, np.int32))
+    (0.1, 3)
+  """
   if isinstance(x, np.ndarray) and x.ndim == 0:
     x = x[()]
   if not isinstance(x, np.generic):
@@ -83,7 +91,7 @@ def _plain_numbers(metrics: Any) -> Any:
     return type(metrics)(*(_plain_numbers(v) for v in metrics))
   if isinstance(metrics, (list, tuple)):
     return type(metrics)(_plain_numbers(v) for v in metrics)
-  return _plain(metrics)
+  return plain_number(metrics)
 
 
 def _count(metrics: Any, name: str) -> int:
