@@ -459,7 +459,7 @@ def evaluate(server_state):
       metrics=[keras.metrics.SparseCategoricalAccuracy()]  # spelling: tf.keras -> keras
   )
   keras_model.set_weights(server_state)
-  keras_model.evaluate(central_emnist_test.as_numpy_iterator())  # spelling: Dataset -> Dataset.as_numpy_iterator() for Keras 3
+  keras_model.evaluate(central_emnist_test.as_keras_dataset())  # spelling: Dataset -> Dataset.as_keras_dataset() for Keras 3
 
 server_state = federated_algorithm.initialize()
 evaluate(server_state)

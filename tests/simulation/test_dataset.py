@@ -368,3 +368,27 @@ def test_client_data_element_spec_is_element_type_structure():
   assert data.element_spec == data.element_type_structure
   assert str(data.element_spec) == "<x=float32>"
   assert data.serializable_dataset_fn("b").numpy()["x"].tolist() == [3.0]
+
+
+def test_as_keras_dataset_feeds_fit_and_evaluate_for_several_epochs_without_warnings():
+  import warnings
+
+  import keras
+  x = np.arange(20, dtype=np.float32).reshape(10, 2) / 10
+  y = (x.sum(1) > 1).astype(np.int32)
+  ds = Dataset.from_tensor_slices((x, y)).batch(4)
+  keras_ds = ds.as_keras_dataset()
+  assert len(keras_ds) == 3
+  np.testing.assert_array_equal(keras_ds[2][0], x[8:])
+  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+  model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    history = model.fit(keras_ds, epochs=2, verbose=0)
+    loss = model.evaluate(keras_ds, verbose=0)
+  assert len(history.history["loss"]) == 2
+  logits = np.asarray(model(x))
+  expected = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(10), y])  # a NumPy CE
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  with pytest.raises(TypeError, match=r"needs a batched dataset.*\.batch\(batch_size\)"):
+    Dataset.from_tensor_slices((x, y)).as_keras_dataset()

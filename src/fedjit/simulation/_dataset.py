@@ -330,6 +330,35 @@ class Dataset:
     """
     return (element for element in self.as_elements())
 
+  def as_keras_dataset(self) -> Any:
+    """The batches as a `keras.utils.PyDataset`, for Keras's `fit`,
+    `evaluate` and `predict` (where TFF code passes a `tf.data.Dataset`).
+
+    Unlike a generator, it knows its length (no "ran out of data" warning)
+    and can be read again for each epoch. Batch the dataset first.
+
+    Example:
+      >>> keras_model.evaluate(central_test.batch(32).as_keras_dataset())
+    """
+    if self._batches is None:
+      raise TypeError(
+          f"as_keras_dataset() needs a batched dataset: Keras reads batches, and this "
+          f"dataset holds {len(self)} single examples. Call .batch(batch_size) first, e.g. "
+          f"dataset.batch(32).as_keras_dataset().")
+    import keras
+
+    batches = self._batches
+
+    class _Batches(keras.utils.PyDataset):
+      def __len__(self):
+        return len(batches)
+
+      def __getitem__(self, index):
+        batch = batches[index]
+        return tuple(batch) if isinstance(batch, list) else batch
+
+    return _Batches()
+
   def as_elements(self) -> list:
     """The elements (examples, or batches) as a list of pytrees."""
     if self._batches is not None:
