@@ -6,7 +6,9 @@ from fedjit.core._computations import (Computation, FederatedComputation,
                                        JaxComputation, federated_computation,
                                        jax_computation)
 from fedjit.core._errors import (ClientComputationError, FederatedOperationError,
-                                 FederatedTypeError, PlacementError)
+                                 FederatedTypeError, FederatedValueError,
+                                 InvalidTypeError, PlacementError,
+                                 TypeNotAssignableError, TypesNotEquivalentError)
 from fedjit.core._intrinsics import (federated_aggregate, federated_broadcast,
                                      federated_map, federated_mean,
                                      federated_secure_sum, federated_sum,
@@ -23,6 +25,8 @@ __all__ = [
     "to_jax", "Computation", "FederatedComputation", "JaxComputation",
     "federated_computation", "jax_computation", "ClientComputationError",
     "FederatedOperationError", "FederatedTypeError", "PlacementError",
+    "FederatedValueError", "InvalidTypeError", "TypeNotAssignableError",
+    "TypesNotEquivalentError",
     "federated_aggregate", "federated_broadcast", "federated_map",
     "federated_mean", "federated_secure_sum", "federated_sum", "federated_value",
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum", "CLIENTS",
