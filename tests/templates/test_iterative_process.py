@@ -59,5 +59,5 @@ def test_next_must_return_the_state():
 def test_initialize_must_take_no_arguments():
   with pytest.raises(fedjit.FederatedTypeError, match="no arguments"):
     fedjit.templates.IterativeProcess(next_fn, next_fn)
-  with pytest.raises(TypeError, match="fedjit computation"):
+  with pytest.raises(TypeError, match="fedjit.Computation"):
     fedjit.templates.IterativeProcess(lambda: 0, next_fn)

@@ -2,8 +2,17 @@
 
 Example:
   >>> process = fedjit.templates.IterativeProcess(initialize_fn, next_fn)
+  >>> fedjit.templates.is_stateful(process)
+  True
 """
 
-from fedjit.templates._iterative_process import IterativeProcess
+from fedjit.templates._errors import (TemplateInitFnParamNotEmptyError,
+                                      TemplateNextFnNumArgsError,
+                                      TemplateNotMeasuredProcessOutputError,
+                                      TemplatePlacementError,
+                                      TemplateStateNotAssignableError)
+from fedjit.templates._iterative_process import IterativeProcess, is_stateful
 
-__all__ = ["IterativeProcess"]
+__all__ = ["IterativeProcess", "is_stateful", "TemplateInitFnParamNotEmptyError",
+           "TemplateStateNotAssignableError", "TemplateNextFnNumArgsError",
+           "TemplateNotMeasuredProcessOutputError", "TemplatePlacementError"]

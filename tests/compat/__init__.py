@@ -1,0 +1,1 @@
+"""Ports of TensorFlow Federated's own unit tests (issue 13)."""
