@@ -427,24 +427,35 @@ def test_federated_aggregate_result_depends_on_merge(backend):
 
 @fedjit.federated_computation(_at_clients(I32), _at_clients(fedjit.TensorType(np.int32, [2])))
 def _secure_sums(n, v):
-  return (fedjit.federated_secure_sum(n, 8), fedjit.federated_secure_sum(n, 16),
-          fedjit.federated_secure_sum(v, 8))
+  return (fedjit.federated_secure_sum(n, 200), fedjit.federated_secure_sum_bitwidth(n, 8),
+          fedjit.federated_secure_modular_sum(n, 2 ** 8),
+          fedjit.federated_secure_modular_sum(v, np.int32(2 ** 8)),
+          fedjit.federated_secure_sum((n, v), (255, 300)))
 
 
-def test_federated_secure_sum_with_and_without_overflow(backend):
+def test_federated_secure_sums_bounded_plain_and_modular(backend):
   n = np.array([200, 100, 5, 0, 77], np.int32)            # sum 382 >= 2**8
   v = np.array([[255, 1], [255, 2], [3, 4], [0, 0], [10, 20]], np.int32)
-  small, wide, vec = _secure_sums(list(n), list(v))
+  bounded, bits, modular, vec, pair = _secure_sums(list(n), list(v))
   plain = int(n.astype(np.int64).sum())
-  assert plain >= 2 ** 8 and plain < 2 ** 16
-  # Overflows 8 bits: the sum modulo 2**8.
-  assert int(small) == plain % 2 ** 8
-  # Fits in 16 bits: the plain sum.
-  assert int(wide) == plain
-  np.testing.assert_array_equal(np.asarray(vec),
-                                v.astype(np.int64).sum(axis=0) % 2 ** 8)
-  for r in (small, wide, vec):
+  assert plain >= 2 ** 8
+  # Inputs within [0, max_input] (or [0, 2**bitwidth - 1]): the plain sum.
+  assert int(bounded) == plain and int(bits) == plain
+  # The modular sum wraps.
+  assert int(modular) == plain % 2 ** 8
+  np.testing.assert_array_equal(np.asarray(vec), v.astype(np.int64).sum(axis=0) % 2 ** 8)
+  assert int(pair[0]) == plain
+  np.testing.assert_array_equal(np.asarray(pair[1]), v.sum(axis=0))
+  for r in (bounded, bits, modular, vec):
     assert np.asarray(r).dtype == np.int32
+
+
+def test_federated_secure_sum_refuses_inputs_out_of_range(backend):
+  # max_input is 200: client 0's 256 is above it.
+  with pytest.raises(ValueError, match="client 0 holds the value 256"):
+    _secure_sums([256, 100, 5, 0, 77], [[0, 0]] * 5)
+  with pytest.raises(ValueError, match="client 3 holds the value -1"):
+    _secure_sums([1, 2, 3, -1, 4], [[0, 0]] * 5)
 
 
 # -------------------------------------------------------------- sequences

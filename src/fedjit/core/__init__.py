@@ -2,23 +2,34 @@
 
 from fedjit.core._backends import (Backend, ReferenceBackend, VectorizedBackend,
                                    backend, get_backend, to_jax)
-from fedjit.core._computations import (Computation, FederatedComputation,
-                                       JaxComputation, federated_computation,
-                                       jax_computation)
+from fedjit.core._computations import (Computation, ComputationReturnedNoneError,
+                                       FederatedComputation, JaxComputation,
+                                       federated_computation, jax_computation)
 from fedjit.core._errors import (ClientComputationError, FederatedOperationError,
                                  FederatedTypeError, FederatedValueError,
                                  InvalidTypeError, PlacementError,
                                  TypeNotAssignableError, TypesNotEquivalentError)
-from fedjit.core._intrinsics import (federated_aggregate, federated_broadcast,
-                                     federated_map, federated_mean,
-                                     federated_secure_sum, federated_sum,
+from fedjit.core._intrinsics import (federated_aggregate,
+                                     federated_broadcast, federated_eval,
+                                     federated_map, federated_max, federated_mean,
+                                     federated_min, federated_secure_modular_sum,
+                                     federated_secure_sum,
+                                     federated_secure_sum_bitwidth,
+                                     federated_select, federated_sum,
                                      federated_value, federated_zip,
                                      sequence_map, sequence_reduce, sequence_sum)
-from fedjit.core._placements import CLIENTS, SERVER, Placement
+from fedjit.core._type_analysis import (SumIncompatibleError, check_is_sum_compatible,
+                                        is_average_compatible, is_min_max_compatible,
+                                        is_structure_of_floats,
+                                        is_structure_of_integers, is_sum_compatible)
+from fedjit.core._placements import (CLIENTS, SERVER, Placement, PlacementLiteral,
+                                     uri_to_placement_literal)
 from fedjit.core._sequence import Sequence
 from fedjit.core._serialization import deserialize, serialize
-from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
-                                StructType, TensorType, Type, infer_type, to_type)
+from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
+                                PlacementType, SequenceType, StructType,
+                                StructWithPythonType, TensorType, Type, infer_type,
+                                to_type)
 
 __all__ = [
     "Backend", "ReferenceBackend", "VectorizedBackend", "backend", "get_backend",
@@ -29,8 +40,16 @@ __all__ = [
     "TypesNotEquivalentError",
     "federated_aggregate", "federated_broadcast", "federated_map",
     "federated_mean", "federated_secure_sum", "federated_sum", "federated_value",
-    "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum", "CLIENTS",
-    "SERVER", "Placement", "Sequence", "deserialize", "serialize",
-    "FederatedType", "FunctionType", "SequenceType", "StructType", "TensorType",
+    "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
+    "federated_eval", "federated_select", "federated_min", "federated_max",
+    "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
+    "ComputationReturnedNoneError", "SumIncompatibleError",
+    "check_is_sum_compatible", "is_sum_compatible", "is_average_compatible",
+    "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
+    "CLIENTS",
+    "SERVER", "Placement", "PlacementLiteral", "uri_to_placement_literal",
+    "Sequence", "deserialize", "serialize",
+    "AbstractType", "FederatedType", "FunctionType", "PlacementType", "SequenceType",
+    "StructType", "StructWithPythonType", "TensorType",
     "Type", "infer_type", "to_type",
 ]

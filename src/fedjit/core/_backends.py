@@ -36,7 +36,7 @@ from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import Ops, evaluate, select_field
 from fedjit.core._ir import Node
 from fedjit.core._placements import CLIENTS, SERVER
-from fedjit.core._sequence import PaddedSequence, like
+from fedjit.core._sequence import ListSequence, PaddedSequence, is_batched, like
 from fedjit.core._types import (FederatedType, StructType, TensorType, Type,
                                 build_container, infer_type, struct_fields)
 
@@ -196,15 +196,71 @@ class ReferenceOps(Ops):
     return jax.tree_util.tree_map(
         lambda *xs: jnp.asarray(functools.reduce(np.add, [np.asarray(x) for x in xs])), *v)
 
-  def federated_secure_sum(self, node, v):
-    _need_clients(self.n, "federated_secure_sum")
-    modulus = 2 ** node.attrs["bitwidth"]
+  def federated_min(self, node, v):
+    return jax.tree_util.tree_map(
+        lambda *xs: jnp.asarray(functools.reduce(np.minimum, [np.asarray(x) for x in xs])), *v)
 
-    def modsum(*xs):
-      total = sum(np.asarray(x, np.int64) % modulus for x in xs) % modulus
-      return jnp.asarray(total.astype(np.uint32).view(np.int32) if np.asarray(xs[0]).dtype
-                         == np.int32 else total, dtype=jnp.result_type(xs[0]))
-    return jax.tree_util.tree_map(modsum, *v)
+  def federated_max(self, node, v):
+    return jax.tree_util.tree_map(
+        lambda *xs: jnp.asarray(functools.reduce(np.maximum, [np.asarray(x) for x in xs])), *v)
+
+  def federated_eval(self, node):
+    fn = node.attrs["fn"]
+    if node.type.placement == SERVER:
+      return _run_python(fn, None, None)
+    if self.n is None:  # all clients alike, their number unknown
+      return [_run_python(fn, None, None)]
+    return [_run_python(fn, None, i) for i in range(self.n)]
+
+  def federated_select(self, node, keys, max_key, server):
+    fn = node.attrs["fn"]
+    top = int(np.asarray(max_key))
+    out = []
+    for i, k in enumerate(keys):
+      k = np.asarray(k)
+      bad = np.flatnonzero((k < 0) | (k > top))
+      if bad.size:
+        raise ValueError(_select_key_message(i, int(k[bad[0]]), top))
+      out.append(ListSequence([_run_python(fn, (server, jnp.asarray(key)), i) for key in k],
+                              node.type.member.element))
+    return out
+
+  def _secure(self, node, v, bound):
+    name = node.attrs["name"]
+    _need_clients(self.n, name)
+    member = node.type.member
+    bounds = list(bound)  # one scalar per tensor of the value
+    columns = [_tensor_leaves_of(member, m) for m in v]  # [client][leaf]
+    out = []
+    for j, (b, leaf_type) in enumerate(zip(bounds, _leaf_types_of(member))):
+      b = int(np.asarray(b).reshape(()))
+      xs = [np.asarray(c[j]) for c in columns]
+      dtype = leaf_type.dtype
+      if name == "federated_secure_modular_sum":
+        if b < 1:
+          raise ValueError(_bound_message(name, "modulus", b))
+        total = 0
+        for x in xs:
+          total = (total + np.mod(x.astype(np.int64), b)) % b
+        out.append(jnp.asarray(np.asarray(total).astype(dtype)))
+        continue
+      if name == "federated_secure_sum_bitwidth":
+        if not 0 <= b <= 62:
+          raise ValueError(_bound_message(name, "bitwidth", b))
+        limit, what = 2 ** b - 1, f"2**bitwidth - 1 = {2 ** b - 1} (bitwidth {b})"
+      else:
+        limit, what = b, f"max_input {b}"
+      for i, x in enumerate(xs):
+        bad = (x.astype(np.int64) < 0) | (x.astype(np.int64) > limit)
+        if bad.any():
+          raise ValueError(_range_message(name, i, int(x.reshape(-1)[np.argmax(bad.reshape(-1))]),
+                                          what))
+      out.append(jnp.asarray(functools.reduce(np.add, xs).astype(dtype)))
+    return _rebuild(member, out)
+
+  federated_secure_sum = _secure
+  federated_secure_sum_bitwidth = _secure
+  federated_secure_modular_sum = _secure
 
   def federated_aggregate(self, node, v, zero):
     # As in TFF: groups of clients are accumulated separately, each from
@@ -223,6 +279,60 @@ class ReferenceOps(Ops):
     if half < len(v):
       acc = _run_python(node.attrs["merge"], (acc, fold(half, v[half:])), None)
     return _run_python(node.attrs["report"], acc, None)
+
+
+def _leaf_types_of(t: Type) -> list:
+  if isinstance(t, TensorType):
+    return [t]
+  return [l for e in t.types() for l in _leaf_types_of(e)]
+
+
+def _tensor_leaves_of(t: Type, value) -> list:
+  """The tensors of a value of type `t`, in the order of `_leaf_types_of`."""
+  if isinstance(t, TensorType):
+    return [value]
+  return [l for ft, fv in zip(t.types(), struct_fields(t, value))
+          for l in _tensor_leaves_of(ft, fv)]
+
+
+def _rebuild(t: Type, leaves: list):
+  it = iter(leaves)
+
+  def build(t):
+    if isinstance(t, TensorType):
+      return next(it)
+    return build_container(t, [build(e) for e in t.types()])
+  return build(t)
+
+
+def _range_message(name: str, client, value, what: str) -> str:
+  return (f"fedjit.{name}: client {client} holds the value {value}, outside the "
+          f"range [0, {what}] that the secure sum allows. Clip or quantize the "
+          f"client values into the range in the client's computation, or raise the "
+          f"bound.")
+
+
+def _bound_message(name: str, what: str, value) -> str:
+  allowed = {"bitwidth": "an integer in [0, 62]", "modulus": "a positive integer"}[what]
+  return f"fedjit.{name} expects {what} to be {allowed}, got {value}."
+
+
+def _bound_check_message(name: str, what: str):
+  return lambda client, value, bound: _bound_message(name, what, value)
+
+
+def _max_of_bitwidth(bits, dtype):
+  """2**bits - 1 in `dtype` (the dtype's largest value where that is more)."""
+  info = jnp.iinfo(dtype)
+  value_bits = info.bits - (1 if info.min < 0 else 0)
+  one = jnp.ones((), dtype)
+  small = (one << jnp.clip(bits, 0, value_bits - 1).astype(dtype)) - one
+  return jnp.where(bits >= value_bits, jnp.asarray(info.max, dtype), small)
+
+
+def _select_key_message(client, key, max_key) -> str:
+  return (f"fedjit.federated_select: client {client} holds the key {key}, outside "
+          f"[0, max_key] = [0, {max_key}]. Keys must lie between 0 and max_key.")
 
 
 def _first_group(n: int) -> int:
@@ -405,6 +515,9 @@ class VectorizedOps(Ops):
     self.client_map = client_map
     self.chunk_size = chunk_size
     self.devices = devices if devices and len(devices) > 1 else None
+    # Conditions checked once the program has run (a secure sum's inputs in
+    # range, say): (message(client, value, bound), (ok, client, value, bound)).
+    self.checks: list = []
 
   def _strategy(self) -> str:
     if self.client_map == "auto":
@@ -707,17 +820,101 @@ class VectorizedOps(Ops):
       return (x * _need_clients(self.n, "federated_sum")).astype(x.dtype)
     return jax.tree_util.tree_map(leaf, v.value, v.mapped)
 
-  def federated_secure_sum(self, node, v):
-    bits = node.attrs["bitwidth"]
-    x = self._materialize(v, "federated_secure_sum")
+  def _check(self, ok, client, value, bound, message):
+    """Records a condition checked when the program has run: `message`
+    formatted with the client, value and bound (see `run`)."""
+    self.checks.append((message, (jnp.asarray(ok), jnp.asarray(client, jnp.int32),
+                                  jnp.asarray(value), jnp.asarray(bound))))
 
-    def leaf(a):
-      # uint32 arithmetic wraps modulo 2**32, a multiple of 2**bits.
-      total = jnp.sum(a.astype(jnp.uint32), axis=0, dtype=jnp.uint32)
-      if bits < 32:
-        total = total % jnp.uint32(2 ** bits)
-      return total.astype(a.dtype)
-    return jax.tree_util.tree_map(leaf, x)
+  def _reduce_clients(self, v, op, what):
+    v = self._plain(v)
+
+    def leaf(x, f):
+      if f:
+        return op(x, axis=0).astype(x.dtype)
+      return x  # all clients hold it
+    return jax.tree_util.tree_map(leaf, v.value, v.mapped)
+
+  def federated_min(self, node, v):
+    return self._reduce_clients(v, jnp.min, "federated_min")
+
+  def federated_max(self, node, v):
+    return self._reduce_clients(v, jnp.max, "federated_max")
+
+  def federated_eval(self, node):
+    # A jax computation is deterministic: one evaluation stands for every
+    # client's (not mapped: all clients hold it).
+    out = node.attrs["fn"].invoke(None)
+    if node.type.placement == SERVER:
+      return out
+    return Clients(out, _flags(out, False))
+
+  def federated_select(self, node, keys, max_key, server):
+    fn = node.attrs["fn"]
+    keys = self._materialize(keys, "federated_select")  # [n, N]
+    n, num = keys.shape
+    flat = keys.reshape((n * num,))
+    bad = (flat < 0) | (flat > max_key)
+    first = jnp.argmax(bad)
+    self._check(~jnp.any(bad), first // max(num, 1), flat[first], max_key, _select_key_message)
+    one = lambda k: fn.invoke((server, k))
+    if self._strategy() == "vmap" and fn.batchable:
+      out = jax.vmap(one)(flat)
+    else:
+      out = jax.lax.map(one, flat, batch_size=self.chunk_size if fn.batchable else None)
+    data = jax.tree_util.tree_map(lambda x: x.reshape((n, num) + x.shape[1:]), out)
+    element = node.type.member.element
+    mask_shape = (n, num)
+    if is_batched(element):
+      mask_shape += (jax.tree_util.tree_leaves(data)[0].shape[2],)
+    seq = PaddedSequence(data, jnp.ones(mask_shape, jnp.float32), element, full=True)
+    return Clients(seq, _flags(seq, True))
+
+  def _secure(self, node, v, bound):
+    name = node.attrs["name"]
+    member = node.type.member
+    x = self._materialize(v, name)
+    leaves = _tensor_leaves_of(member, x)
+    bounds = [jnp.reshape(b, ()) for b in bound]
+    out = []
+    for a, b in zip(leaves, bounds):
+      if name == "federated_secure_modular_sum":
+        out.append(self._modular_sum(name, a, b))
+        continue
+      if name == "federated_secure_sum_bitwidth":
+        self._check((b >= 0) & (b <= 62), -1, b, b, _bound_check_message(name, "bitwidth"))
+        limit = _max_of_bitwidth(b, a.dtype)
+      else:
+        limit = b
+      rows = a.reshape((a.shape[0], -1))
+      bad = (rows < 0) | (rows > limit.astype(jnp.promote_types(limit.dtype, a.dtype)))
+      per_client = jnp.any(bad, axis=1)
+      client = jnp.argmax(per_client)
+      value = rows[client, jnp.argmax(bad[client])] if rows.shape[1] else jnp.zeros((), a.dtype)
+      label = "max_input" if name == "federated_secure_sum" else "2**bitwidth - 1 ="
+      self._check(~jnp.any(per_client), client, value, limit,
+                  lambda c, x, m, label=label: _range_message(name, c, x, f"{label} {m}"))
+      out.append(jnp.sum(a, axis=0).astype(a.dtype))
+    return _rebuild(member, out)
+
+  def _modular_sum(self, name, a, m):
+    """(Σᵢ aᵢ) mod m, exactly: each term reduced into [0, m) and added mod m
+    in unsigned arithmetic that cannot overflow (acc + term < 2m)."""
+    self._check(m >= 1, -1, m, m, _bound_check_message(name, "modulus"))
+    safe_m = jnp.maximum(m, 1)
+    terms = jnp.mod(a, safe_m)  # in [0, m)
+    wide = jnp.uint64 if jnp.dtype(terms.dtype).itemsize == 8 else jnp.uint32
+    terms = terms.astype(wide)
+    mw = safe_m.astype(wide)
+
+    def add(acc, t):
+      return (acc + t) % mw, None
+    total, _ = jax.lax.scan(add, jnp.zeros(a.shape[1:], wide), terms)
+    return total.astype(a.dtype)
+
+  federated_secure_sum = _secure
+  federated_secure_sum_bitwidth = _secure
+  federated_secure_modular_sum = _secure
 
   def federated_aggregate(self, node, v, zero):
     # The first ceil(n/2) clients and the rest are accumulated separately,
@@ -879,7 +1076,18 @@ class VectorizedBackend(Backend):
     return "map" if jax.default_backend() == "cpu" else "vmap"
 
   def trace(self, comp: Computation, reps: list):
-    """Runs `comp` on vectorized representations (inside or outside jit)."""
+    """Runs `comp` on vectorized representations (inside or outside jit).
+
+    Conditions checked at run time (a secure sum's inputs in range) are
+    checked here when their values are concrete, and left out under a trace.
+    """
+    out, checks = self.trace_checked(comp, reps)
+    if all(not isinstance(a, jax.core.Tracer) for _, arrays in checks for a in arrays):
+      raise_failed_checks([m for m, _ in checks], [a for _, a in checks])
+    return out
+
+  def trace_checked(self, comp: Computation, reps: list):
+    """`trace`, and the run-time checks: [(message, (ok, client, value, bound))]."""
     types = _param_types(comp)
     with executing():
       if isinstance(comp, FederatedComputation):
@@ -887,20 +1095,28 @@ class VectorizedBackend(Backend):
         ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
         graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
         out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
-        return _unwrap(ops, comp.type_signature.result, out)
-      return comp.fn(*reps)
+        return _unwrap(ops, comp.type_signature.result, out), ops.checks
+      return comp.fn(*reps), []
 
   def compiled(self, comp: Computation):
+    """The jitted program of `comp`: `program(*reps) -> (result, checks)`,
+    where `checks` are the arrays of its run-time checks (see `run`)."""
     cache = comp.__dict__.setdefault("_compiled", {})
     key = self._key()
     if key not in cache:
       traces = comp.__dict__.setdefault("_traces", {})
+      messages = comp.__dict__.setdefault("_check_messages", {})
 
       def program(*reps):  # traced once per compilation
         traces[key] = traces.get(key, 0) + 1
-        return self.trace(comp, list(reps))
+        out, checks = self.trace_checked(comp, list(reps))
+        messages[key] = [m for m, _ in checks]
+        return out, [a for _, a in checks]
       cache[key] = jax.jit(program)
     return cache[key]
+
+  def check_messages(self, comp: Computation) -> list:
+    return comp.__dict__.get("_check_messages", {}).get(self._key(), [])
 
   def compilations(self, comp: Computation) -> int:
     """How many programs this backend's settings have compiled for `comp`:
@@ -928,10 +1144,19 @@ class VectorizedBackend(Backend):
     with _values.buffer_lease():
       reps = [_values.to_vectorized(t, a, _what(comp, i))
               for i, (t, a) in enumerate(zip(types, args))]
-      out = self.compiled(comp)(*reps)
+      out, checks = self.compiled(comp)(*reps)
+      raise_failed_checks(self.check_messages(comp), checks)
       # Results are copied to NumPy here, so the program has finished with
       # its inputs when the lease returns their buffers.
       return _values.from_vectorized(comp.type_signature.result, out)
+
+
+def raise_failed_checks(messages: list, checks: list) -> None:
+  """Raises a ValueError for the first run-time check that failed."""
+  for message, (ok, client, value, bound) in zip(messages, checks):
+    if not bool(np.asarray(ok)):
+      raise ValueError(message(int(np.asarray(client)), np.asarray(value).item(),
+                               np.asarray(bound).item()))
 
 
 # -------------------------------------------------------------------- context

@@ -19,7 +19,7 @@ import numpy as np
 from fedjit.core import _ir
 from fedjit._tracebacks import api_boundary
 from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
-                                 PlacementError, add_context)
+                                 FederatedValueError, PlacementError, add_context)
 from fedjit.core._sequence import PaddedSequence, Sequence
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
                                 StructType, TensorType, Type,
@@ -33,8 +33,16 @@ _TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConv
 
 __all__ = [
     "Computation", "JaxComputation", "FederatedComputation", "jax_computation",
-    "federated_computation", "invoke", "executing",
+    "federated_computation", "invoke", "executing", "ComputationReturnedNoneError",
 ]
+
+
+class ComputationReturnedNoneError(FederatedValueError):
+  """A federated computation's Python function returned None (TFF's
+  `ComputationReturnedNoneError`; also a ValueError, as there)."""
+
+
+ComputationReturnedNoneError.__module__ = "fedjit"
 
 # True while a backend runs a computation: nested jax computation calls then
 # run their Python function directly.
@@ -503,17 +511,95 @@ class FederatedComputation(Computation):
       raise TypeError(f"'{self.name}' takes {len(self.graph.params)} argument(s) "
                       f"{self.param_names}, got {len(args)}.")
     builder = _ir.current_builder()
+    fpos = self.graph.function_params
     if builder is not None:
-      values = [builder.value(a, f"argument of '{self.name}'") for a in args]
+      functions = {p: self._function_argument(p, args[p], builder) for p in fpos}
+      values = [None if i in functions else builder.value(a, f"argument of '{self.name}'")
+                for i, a in enumerate(args)]
       for v, pi, pname in zip(values, self.graph.params, self.param_names):
+        if v is None:
+          continue
         expected = self.graph.nodes[pi].type
         if not expected.is_assignable_from(v.type):
           error = PlacementError if _placement_differs(expected, v.type) else FederatedTypeError
           raise error(f"'{self.name}' expects {pname} of type {expected}, but was "
                       f"given {v.type}.")
-      return builder.inline(self.graph, [v.index for v in values])
+      return builder.inline(self.graph, [None if v is None else v.index for v in values],
+                            functions)
+    comp = self
+    if fpos:
+      comp = self._bound({p: args[p] for p in fpos})
+      args = tuple(a for i, a in enumerate(args) if i not in fpos)
     from fedjit.core import _backends
-    return _backends.execute_python_call(self, args)
+    return _backends.execute_python_call(comp, args)
+
+  def _function_argument(self, position: int, given: Any, builder=None):
+    """The computation (or, while tracing, the outer function parameter's
+    reference) bound to the function-typed parameter at `position`."""
+    expected = self.graph.nodes[self.graph.params[position]].type
+    what = f"'{self.name}' parameter '{self.param_names[position]}'"
+    if isinstance(given, _ir.FunctionValue):
+      if builder is None or given._builder is not builder:
+        raise FederatedOperationError(f"{what}: the function value belongs to another trace.")
+      if not expected.is_assignable_from(given.type):
+        raise FederatedTypeError(f"{what} expects a function of type {expected}, but "
+                                 f"was given {given.type}.")
+      return given.ref()
+    if isinstance(given, FederatedComputation):
+      raise FederatedTypeError(
+          f"{what} has the function type {expected}; pass a fedjit.jax_computation "
+          f"(or a Python function of JAX code), not the federated computation "
+          f"'{given.name}'.")
+    if isinstance(given, JaxComputation):
+      comp = given
+    elif callable(given) and not isinstance(given, _ir.FederatedValue):
+      comp = JaxComputation(given, None)
+    else:
+      raise FederatedTypeError(f"{what} expects a function of type {expected} (a "
+                               f"fedjit.jax_computation), but was given {given!r}.")
+    comp = comp.concretize(expected.parameter)
+    if not expected.is_assignable_from(comp.type_signature):
+      raise FederatedTypeError(f"{what} expects a function of type {expected}, but "
+                               f"was given '{comp.name}' of type {comp.type_signature}.")
+    return comp
+
+  def _bound(self, given: dict) -> "FederatedComputation":
+    """This computation with its function parameters bound to the
+    computations in `given` (position -> function): a computation of the
+    remaining parameters, cached per function (so compiled once)."""
+    cache = self.__dict__.setdefault("_bound_cache", {})
+    key = tuple((p, id(f)) for p, f in sorted(given.items()))
+    if key not in cache:
+      functions = {p: self._function_argument(p, f) for p, f in given.items()}
+      graph = _bind_graph(self.graph, functions)
+      # The given functions are kept alive with the entry (their ids are the key).
+      cache[key] = (FederatedComputation(graph, self.name), tuple(given.values()))
+    return cache[key][0]
+
+
+def _bind_graph(graph: _ir.Graph, functions: dict) -> _ir.Graph:
+  """`graph` with function parameters replaced by computations and dropped
+  from its parameters."""
+  dropped = {graph.params[p] for p in functions}
+  new_index: dict[int, int] = {}
+  nodes = []
+  params, names = [], []
+  for i, node in enumerate(graph.nodes):
+    if i in dropped:
+      continue
+    attrs = _ir.bind_functions(node.attrs, functions)
+    if node.op == "param":
+      attrs = dict(attrs, index=len(params))
+    new_index[i] = len(nodes)
+    nodes.append(_ir.Node(node.op, tuple(new_index[a] for a in node.args), node.type, attrs))
+    if node.op == "param":
+      params.append(new_index[i])
+  for p, pi in enumerate(graph.params):
+    if pi not in dropped:
+      names.append(graph.param_names[p])
+  if graph.result in dropped:
+    raise FederatedTypeError("A federated computation cannot return a function parameter.")
+  return _ir.Graph(nodes, params, new_index[graph.result], names)
 
 
 @api_boundary
@@ -560,8 +646,17 @@ def _trace(fn: Callable, types: tuple) -> FederatedComputation:
         f"types: @fedjit.federated_computation(fedjit.FederatedType(np.float32, "
         f"fedjit.CLIENTS), ...).")
   param_types = _param_types(name, names, types)
+  for pname, t in zip(names, param_types):
+    if isinstance(t, FunctionType) and (
+        (t.parameter is not None and not check_no_placement_in(t.parameter))
+        or not check_no_placement_in(t.result)):
+      raise FederatedTypeError(
+          f"federated_computation '{name}' declares the parameter '{pname}' of type "
+          f"{t}; function parameters must be unplaced (jax computations), such as "
+          f"fedjit.FunctionType(np.int32, np.int32).")
   with _ir.Builder(name) as builder:
-    params = [builder.add("param", [], t, index=i) for i, t in enumerate(param_types)]
+    params = [builder.add("param", [], t, index=i, name=n)
+              for i, (t, n) in enumerate(zip(param_types, names))]
     try:
       out = fn(*params)
     except (FederatedOperationError, FederatedTypeError):
@@ -572,8 +667,9 @@ def _trace(fn: Callable, types: tuple) -> FederatedComputation:
         raise
       raise _ir._misuse(value, "a JAX/NumPy operation") from e
     if out is None:
-      raise TypeError(f"federated_computation '{name}' returned None; it must "
-                      f"return a federated value (or a structure of them).")
+      raise ComputationReturnedNoneError(
+          f"federated_computation '{name}' returned None; it must return a value "
+          f"(a federated value, or a structure of them): add a return statement.")
     result = builder.value(out, f"result of '{name}'")
   graph = _ir.Graph(builder.nodes, [p.index for p in params], result.index, names)
   return FederatedComputation(graph, name)

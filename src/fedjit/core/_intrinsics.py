@@ -14,18 +14,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedjit.core import _ir
+from fedjit.core import _type_analysis
 from fedjit.core._computations import (Computation, FederatedComputation,
                                        JaxComputation, check_argument)
-from fedjit.core._errors import FederatedTypeError, PlacementError
+from fedjit.core._errors import FederatedTypeError, FederatedValueError, PlacementError
 from fedjit.core._placements import CLIENTS, SERVER, Placement
 from fedjit.core._sequence import Sequence
-from fedjit.core._types import (FederatedType, SequenceType, StructType,
+from fedjit.core._types import (FederatedType, FunctionType, SequenceType, StructType,
                                 TensorType, Type, check_no_placement_in)
 
 __all__ = [
-    "federated_value", "federated_broadcast", "federated_map", "federated_mean",
-    "federated_sum", "federated_zip", "federated_aggregate",
-    "federated_secure_sum", "sequence_reduce", "sequence_map", "sequence_sum",
+    "federated_value", "federated_eval", "federated_broadcast", "federated_map",
+    "federated_mean", "federated_sum", "federated_min", "federated_max",
+    "federated_zip", "federated_aggregate", "federated_select",
+    "federated_secure_sum", "federated_secure_sum_bitwidth",
+    "federated_secure_modular_sum", "sequence_reduce", "sequence_map",
+    "sequence_sum",
 ]
 
 
@@ -62,8 +66,13 @@ def _placed(value: _ir.FederatedValue, name: str, placement: Placement | None = 
 
 
 def _as_computation(fn: Any, name: str) -> Computation:
+  if isinstance(fn, _ir.FunctionValue):
+    return fn.ref()
   if isinstance(fn, Computation):
     return fn
+  if isinstance(fn, _ir.FederatedValue):
+    raise FederatedTypeError(f"fedjit.{name} expects a function (a jax_computation), "
+                             f"but was given a value of type {fn.type}.")
   if callable(fn):
     return JaxComputation(fn, None)
   raise TypeError(f"fedjit.{name} expects a jax_computation (or a Python function "
@@ -112,14 +121,25 @@ def federated_zip(value: Any) -> _ir.FederatedValue:
   """Turns a structure of federated values into a federated structure.
 
   `<{A}@CLIENTS,{B}@CLIENTS> -> {<A,B>}@CLIENTS` (likewise at SERVER); all
-  values must share a placement. The result is all-equal only if every
-  input is.
+  values must share a placement, and nested structures of federated values
+  are zipped too (`<{A}@CLIENTS,<{B}@CLIENTS>> -> {<A,<B>>}@CLIENTS`). The
+  result is all-equal only if every input is. As in TFF, a single federated
+  value (not in a structure) is refused.
+
+  Raises:
+    FederatedValueError: `value` is not a structure (also a ValueError).
+    PlacementError: its values are at different placements, or unplaced.
 
   Example:
     >>> pairs = fedjit.federated_zip((client_data, weights_at_clients))
   """
   b = _builder("federated_zip")
   v = b.value(value, "structure to zip")
+  if not isinstance(v.type, StructType):
+    raise FederatedValueError(
+        f"fedjit.federated_zip expects a structure of federated values, such as "
+        f"(a, b) with a and b at the same placement, but was given a single value of "
+        f"type {v.type}. A single federated value needs no zip: use it directly.")
   return _zip(b, v, "federated_zip")
 
 
@@ -129,14 +149,21 @@ def _zip(b: _ir.Builder, v: _ir.FederatedValue, name: str) -> _ir.FederatedValue
   if not isinstance(v.type, StructType) or len(v.type) == 0:
     raise PlacementError(f"fedjit.{name} expects a federated value or a structure of "
                          f"federated values, but was given {v.type}.")
-  placements = set()
-  for n, ft in v.type.items():
-    if not isinstance(ft, FederatedType):
+  for i, (n, ft) in enumerate(v.type.items()):
+    nested = isinstance(ft, StructType) and len(ft) and not check_no_placement_in(ft)
+    if not (nested or isinstance(ft, FederatedType)):
       raise PlacementError(
           f"fedjit.{name} expects every field to be a federated value, but field "
-          f"{n or ''} has the unplaced type {ft} (in {v.type}). Place it with "
+          f"{n or i} has the unplaced type {ft} (in {v.type}). Place it with "
           f"fedjit.federated_value or fedjit.federated_broadcast first.")
-    placements.add(ft.placement)
+  if any(isinstance(ft, StructType) for ft in v.type.types()):
+    # Nested structures of federated values are zipped first.
+    fields = [_zip(b, v[i], name) if isinstance(ft, StructType) else v[i]
+              for i, ft in enumerate(v.type.types())]
+    v = b.add("struct", [f.index for f in fields],
+              StructType([(n, f.type) for n, f in zip(v.type.names(), fields)],
+                         container=v.type.container))
+  placements = {ft.placement for ft in v.type.types()}
   if len(placements) > 1:
     raise PlacementError(
         f"fedjit.{name} expects all values at the same placement, but was given "
@@ -236,48 +263,346 @@ def federated_mean(value: _ir.FederatedValue, weight: Any = None) -> _ir.Federat
                name="federated_mean")
 
 
+def _client_value(b: _ir.Builder, value: Any, name: str, what: str) -> _ir.FederatedValue:
+  """`value` as one `{T}@CLIENTS` value (a structure of them is zipped)."""
+  v = b.value(value, what)
+  if isinstance(v.type, StructType) and not check_no_placement_in(v.type):
+    v = _zip(b, v, name)
+  _placed(v, name, CLIENTS)
+  return v
+
+
 def federated_sum(value: _ir.FederatedValue) -> _ir.FederatedValue:
   """The sum of client values, at the server: `{T}@CLIENTS -> T@SERVER`.
 
+  `T` must be sum-compatible: numeric tensors (not bool or str) of a fully
+  known shape, or structures of them (see `fedjit.is_sum_compatible`).
+
+  Raises:
+    PlacementError: `value` is not placed at CLIENTS.
+    SumIncompatibleError: `T` cannot be summed (a `FederatedTypeError`).
+
   Example:
-    >>> total = fedjit.federated_sum(client_counts)
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def total(counts):
+    ...   return fedjit.federated_sum(counts)
+    >>> total([1, 2, 3])
+    np.int32(6)
   """
   b = _builder("federated_sum")
-  v = b.value(value, "value to sum")
-  t = _placed(v, "federated_sum", CLIENTS)
-  if _tensor_leaves(t.member) is None:
-    raise FederatedTypeError(f"fedjit.federated_sum adds tensors, but was given {t}.")
+  v = _client_value(b, value, "federated_sum", "value to sum")
+  t = v.type
+  try:
+    _type_analysis.check_is_sum_compatible(t.member)
+  except _type_analysis.SumIncompatibleError as e:
+    raise _type_analysis.SumIncompatibleError(t.member, t, _reason(e)) from None
   return b.add("intrinsic", [v.index], FederatedType(t.member, SERVER, True),
                name="federated_sum")
 
 
-def federated_secure_sum(value: _ir.FederatedValue, bitwidth: int) -> _ir.FederatedValue:
-  """Sum of integer client values modulo 2**bitwidth, at the server.
+def _reason(e: Exception) -> str:
+  return str(e).rsplit(": ", 1)[-1].rstrip(".")
 
-  Equals `federated_sum` whenever the sum stays below 2**bitwidth. Here it
-  is computed in the clear; the secure aggregation protocol, in which the
-  server learns only the sum, comes with the deployment runtime.
 
-  Args:
-    value: `{T}@CLIENTS` with integer tensors.
-    bitwidth: an int in [1, 32].
+def _min_max(value: Any, name: str) -> _ir.FederatedValue:
+  b = _builder(name)
+  v = _client_value(b, value, name, "value")
+  t = v.type
+  if not _type_analysis.is_min_max_compatible(t.member):
+    raise FederatedValueError(
+        f"fedjit.{name} compares integer or floating-point tensors (or structures "
+        f"of them), but was given {t}. Convert the values in a jax_computation first.")
+  return b.add("intrinsic", [v.index], FederatedType(t.member, SERVER, True), name=name)
+
+
+def federated_min(value: Any) -> _ir.FederatedValue:
+  """The element-wise minimum of client values, at the server:
+  `{T}@CLIENTS -> T@SERVER` (min over clients i of vᵢ, tensor by tensor).
+
+  Raises:
+    PlacementError: `value` is not placed at CLIENTS (a TypeError).
+    FederatedValueError: `T` holds tensors other than integers and floats
+      (also a ValueError, as in TFF).
 
   Example:
-    >>> total = fedjit.federated_secure_sum(client_counts, bitwidth=16)
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def smallest(xs):
+    ...   return fedjit.federated_min(xs)
+    >>> smallest([3, 1, 2])
+    np.int32(1)
   """
-  b = _builder("federated_secure_sum")
-  v = b.value(value, "value to sum")
-  t = _placed(v, "federated_secure_sum", CLIENTS)
-  leaves = _tensor_leaves(t.member)
-  if leaves is None or not all(np.issubdtype(l.dtype, np.integer) for l in leaves):
+  return _min_max(value, "federated_min")
+
+
+def federated_max(value: Any) -> _ir.FederatedValue:
+  """The element-wise maximum of client values, at the server:
+  `{T}@CLIENTS -> T@SERVER` (max over clients i of vᵢ, tensor by tensor).
+
+  Raises:
+    PlacementError: `value` is not placed at CLIENTS (a TypeError).
+    FederatedValueError: `T` holds tensors other than integers and floats
+      (also a ValueError, as in TFF).
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def largest(xs):
+    ...   return fedjit.federated_max(xs)
+    >>> largest([3, 1, 2])
+    np.int32(3)
+  """
+  return _min_max(value, "federated_max")
+
+
+def federated_eval(fn: Any, placement: Placement) -> _ir.FederatedValue:
+  """Runs a computation without parameters at `placement`:
+  `(( -> T), SERVER) -> T@SERVER`, `(( -> T), CLIENTS) -> {T}@CLIENTS`.
+
+  At CLIENTS every client evaluates `fn`; a jax computation is deterministic,
+  so all clients get the same value, but the type says `{T}@CLIENTS`, as in
+  TFF. As with `federated_value`, the number of clients comes from the
+  computation's `{T}@CLIENTS` arguments.
+
+  Args:
+    fn: a `jax_computation` without parameters (or a Python function of JAX
+      code without parameters, or a function parameter of type `( -> T)`).
+    placement: `fedjit.SERVER` or `fedjit.CLIENTS`.
+
+  Raises:
+    FederatedValueError: `fn` is not a function, or takes parameters (also a
+      ValueError, as in TFF).
+
+  Example:
+    >>> @fedjit.jax_computation
+    ... def initial_weights():
+    ...   return jnp.zeros(3)
+    >>> @fedjit.federated_computation
+    ... def initialize():
+    ...   return fedjit.federated_eval(initial_weights, fedjit.SERVER)
+    >>> initialize()
+    array([0., 0., 0.], dtype=float32)
+  """
+  b = _builder("federated_eval")
+  if not isinstance(placement, Placement):
+    raise TypeError(f"fedjit.federated_eval expects a placement (fedjit.SERVER or "
+                    f"fedjit.CLIENTS) as its second argument, got {placement!r}.")
+  if isinstance(fn, _ir.FederatedValue) and not isinstance(fn, _ir.FunctionValue):
+    raise FederatedValueError(f"fedjit.federated_eval expects a function without "
+                              f"parameters, but was given a value of type {fn.type}.")
+  if not (isinstance(fn, (Computation, _ir.FunctionValue)) or callable(fn)):
+    raise FederatedValueError(f"fedjit.federated_eval expects a function without "
+                              f"parameters (a jax_computation), but was given {fn!r}.")
+  comp = _as_computation(fn, "federated_eval")
+  if isinstance(comp, FederatedComputation):
+    raise FederatedValueError(
+        f"fedjit.federated_eval runs a jax_computation, but '{comp.name}' is a "
+        f"federated_computation; call it directly instead.")
+  if comp.polymorphic or comp.type_signature.parameter is not None:
+    sig = "parameters" if comp.polymorphic else f"the type {comp.type_signature}"
+    raise FederatedValueError(
+        f"fedjit.federated_eval expects a function without parameters, but "
+        f"'{comp.name}' has {sig}. Use fedjit.federated_map to apply a function "
+        f"to placed values.")
+  result = comp.type_signature.result
+  return b.add("intrinsic", [], FederatedType(result, placement), name="federated_eval",
+               fn=comp)
+
+
+def federated_select(client_keys: Any, max_key: Any, server_val: Any,
+                     select_fn: Any) -> _ir.FederatedValue:
+  """Sends each client the values it selects by key from a server value.
+
+  `({int32[N]}@CLIENTS, int32@SERVER, S@SERVER, (<S,int32> -> U)) -> {U*}@CLIENTS`:
+  a client with keys `[k₁, …, k_N]` receives the sequence
+  `[select_fn(server_val, k₁), …, select_fn(server_val, k_N)]`. Keys must lie
+  in `[0, max_key]` (checked when the computation runs).
+
+  Args:
+    client_keys: `{int32[N]}@CLIENTS`, a fixed number of keys per client.
+    max_key: `int32@SERVER`, the largest key any client may hold.
+    server_val: `S@SERVER` (a structure of SERVER values is zipped).
+    select_fn: a jax computation of `(S, int32)`, deterministic.
+
+  Raises:
+    PlacementError, FederatedTypeError: an argument of the wrong type (both
+    TypeErrors).
+
+  Example:
+    >>> @fedjit.jax_computation(fedjit.TensorType(np.float32, [4]), np.int32)
+    ... def row(table, key):
+    ...   return table[key]
+    >>> @fedjit.federated_computation(
+    ...     fedjit.FederatedType(fedjit.TensorType(np.int32, [2]), fedjit.CLIENTS),
+    ...     fedjit.FederatedType(fedjit.TensorType(np.float32, [4]), fedjit.SERVER))
+    ... def pick(keys, table):
+    ...   max_key = fedjit.federated_value(np.int32(3), fedjit.SERVER)
+    ...   return fedjit.federated_select(keys, max_key, table, row)
+    >>> pick([[0, 3]], np.array([10., 11., 12., 13.], np.float32))
+    [[np.float32(10.0), np.float32(13.0)]]
+  """
+  name = "federated_select"
+  b = _builder(name)
+  k = b.value(client_keys, "client_keys")
+  kt = _placed(k, name, CLIENTS, "client_keys")
+  km = kt.member
+  if not (isinstance(km, TensorType) and km.dtype == np.int32 and len(km.shape) == 1
+          and km.shape[0] is not None):
     raise FederatedTypeError(
-        f"fedjit.federated_secure_sum adds integers, but was given {t}. Quantize "
-        f"the values to int32 in a jax_computation first.")
-  if not isinstance(bitwidth, (int, np.integer)) or not 1 <= int(bitwidth) <= 32:
-    raise ValueError(f"fedjit.federated_secure_sum expects bitwidth to be an int in "
-                     f"[1, 32], got {bitwidth!r}.")
-  return b.add("intrinsic", [v.index], FederatedType(t.member, SERVER, True),
-               name="federated_secure_sum", bitwidth=int(bitwidth))
+        f"fedjit.federated_select expects client_keys of type {{int32[N]}}@CLIENTS "
+        f"(a fixed number N of int32 keys per client), but was given {kt}.")
+  m = b.value(max_key, "max_key")
+  expected_max = FederatedType(np.int32, SERVER)
+  if not expected_max.is_assignable_from(m.type):
+    error = PlacementError if not (isinstance(m.type, FederatedType)
+                                   and m.type.placement == SERVER) else FederatedTypeError
+    raise error(f"fedjit.federated_select expects max_key of type {expected_max}, but "
+                f"was given {m.type}.")
+  sv = b.value(server_val, "server_val")
+  if isinstance(sv.type, StructType) and not check_no_placement_in(sv.type):
+    sv = _zip(b, sv, name)
+  st = _placed(sv, name, SERVER, "server_val")
+  param = StructType([st.member, TensorType(np.int32)])
+  comp = _as_computation(select_fn, name)
+  if isinstance(comp, FederatedComputation):
+    raise FederatedTypeError(f"fedjit.federated_select applies a jax_computation, but "
+                             f"'{comp.name}' is a federated_computation.")
+  comp = comp.concretize(param)
+  p = comp.type_signature.parameter
+  if p is None or not p.is_assignable_from(param):
+    raise FederatedTypeError(
+        f"fedjit.federated_select expects select_fn to take the server value and "
+        f"a key, {param}, but '{comp.name}' has the type {comp.type_signature}.")
+  result = comp.type_signature.result
+  if not check_no_placement_in(result):
+    raise FederatedTypeError(f"fedjit.federated_select's select_fn must return tensors, "
+                             f"but '{comp.name}' returns {result}.")
+  return b.add("intrinsic", [k.index, m.index, sv.index],
+               FederatedType(SequenceType(result), CLIENTS), name=name, fn=comp)
+
+
+# ---------------------------------------------------------- secure sums
+
+
+def _secure(name: str, value: Any, bound: Any, what: str) -> _ir.FederatedValue:
+  """A secure-sum node: `{T}@CLIENTS` integers and an unplaced integer bound
+  (one for all tensors, or a structure matching T)."""
+  b = _builder(name)
+  v = _client_value(b, value, name, "value to sum")
+  t = v.type
+  if not _type_analysis.is_structure_of_integers(t.member):
+    raise FederatedTypeError(
+        f"fedjit.{name} adds integers, but was given {t}. Quantize the values to "
+        f"int32 in a jax_computation first.")
+  bv = b.value(bound, what)
+  if not check_no_placement_in(bv.type):
+    raise PlacementError(f"fedjit.{name} expects an unplaced {what}, but was given "
+                         f"{bv.type}.")
+  if not _type_analysis.is_single_integer_or_matches_structure(bv.type, t.member):
+    raise FederatedTypeError(
+        f"fedjit.{name} expects {what} to be one integer (for every tensor) or a "
+        f"structure of integers matching the value, one per tensor; the value has "
+        f"members of type {t.member}, {what} has the type {bv.type}.")
+  node = b.nodes[bv.index]
+  if node.op == "constant":
+    _check_constant_bound(name, what, node.attrs["value"])
+  # One scalar bound per tensor of the value, in order (a single integer is
+  # used for every tensor, as in TFF).
+  leaves = _bound_leaves(bv, t.member)
+  flat = b.add("struct", [l.index for l in leaves],
+               StructType([l.type for l in leaves], container=tuple))
+  return b.add("intrinsic", [v.index, flat.index], FederatedType(t.member, SERVER, True),
+               name=name)
+
+
+def _bound_leaves(bound: _ir.FederatedValue, member: Type) -> list:
+  if isinstance(bound.type, TensorType):
+    return [bound] * len(_tensor_leaves(member))
+  return [l for i, ft in enumerate(member.types()) for l in _bound_leaves(bound[i], ft)]
+
+
+def _check_constant_bound(name: str, what: str, leaves) -> None:
+  for leaf in leaves:
+    x = int(np.asarray(leaf).reshape(()))
+    if what == "bitwidth" and not 0 <= x <= 62:
+      raise FederatedValueError(f"fedjit.{name} expects a bitwidth in [0, 62], got {x}.")
+    if what == "modulus" and x < 1:
+      raise FederatedValueError(f"fedjit.{name} expects a positive modulus, got {x}.")
+    if what == "max_input" and x < 0:
+      raise FederatedValueError(f"fedjit.{name} expects a max_input >= 0, got {x}.")
+
+
+def federated_secure_sum(value: Any, max_input: Any) -> _ir.FederatedValue:
+  """Sum of integer client values, each in `[0, max_input]`, at the server.
+
+  `({T}@CLIENTS, M) -> T@SERVER`, the plain sum Σᵢ vᵢ, as in TFF: `max_input`
+  is the largest value (inclusive) any input may take; it lets a secure
+  aggregation protocol size its messages. A client value outside
+  `[0, max_input]` makes the computation fail when it runs (a ValueError
+  naming the client). Here the sum is computed in the clear; the protocol,
+  in which the server learns only the sum, comes with the deployment
+  runtime.
+
+  Args:
+    value: `{T}@CLIENTS` with integer tensors (a structure of them).
+    max_input: one integer for every tensor of `value`, or a structure of
+      integers matching `T` (an unplaced value, such as a Python int).
+
+  Raises:
+    PlacementError, FederatedTypeError: wrong placements or types.
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def total(counts):
+    ...   return fedjit.federated_secure_sum(counts, 100)
+    >>> total([1, 2, 10])
+    np.int32(13)
+  """
+  return _secure("federated_secure_sum", value, max_input, "max_input")
+
+
+def federated_secure_sum_bitwidth(value: Any, bitwidth: Any) -> _ir.FederatedValue:
+  """Sum of integer client values of at most `bitwidth` bits, at the server.
+
+  As in TFF, the same as `federated_secure_sum(value, 2**bitwidth - 1)`: each
+  input must lie in `[0, 2**bitwidth - 1]` (checked when the computation
+  runs), and the result is the plain sum (its bit width grows with the
+  number of clients). For a sum that wraps around, use
+  `federated_secure_modular_sum`.
+
+  Args:
+    value: `{T}@CLIENTS` with integer tensors (a structure of them).
+    bitwidth: an integer in [0, 62] for every tensor, or a structure of them
+      matching `T`.
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def total(counts):
+    ...   return fedjit.federated_secure_sum_bitwidth(counts, 8)
+    >>> total([200, 100, 5])
+    np.int32(305)
+  """
+  return _secure("federated_secure_sum_bitwidth", value, bitwidth, "bitwidth")
+
+
+def federated_secure_modular_sum(value: Any, modulus: Any) -> _ir.FederatedValue:
+  """Sum of integer client values modulo `modulus`, at the server.
+
+  `(Σᵢ vᵢ) mod modulus`, in `[0, modulus - 1]`; values outside that range
+  count as `vᵢ mod modulus` (TFF's
+  `tff.backends.mapreduce.federated_secure_modular_sum`).
+
+  Args:
+    value: `{T}@CLIENTS` with integer tensors (a structure of them).
+    modulus: a positive integer for every tensor, or a structure of them
+      matching `T`.
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+    ... def total(counts):
+    ...   return fedjit.federated_secure_modular_sum(counts, 5)
+    >>> total([1, 2, 10])
+    np.int32(3)
+  """
+  return _secure("federated_secure_modular_sum", value, modulus, "modulus")
 
 
 def federated_aggregate(value: _ir.FederatedValue, zero: Any, accumulate: Any,
@@ -348,19 +673,33 @@ def _sequence_op(name: str, value: Any, body: Callable, extra: Any = None):
     arg = v
   else:
     e = b.value(extra, "initial value")
-    if not check_no_placement_in(e.type):
-      raise PlacementError(f"fedjit.{name} expects an unplaced initial value, but was "
-                           f"given {e.type}.")
-    comp = JaxComputation(lambda s, x: body(s, x), [t, e.type], name=name,
+    placed = None
+    if (isinstance(e.type, FederatedType) and isinstance(v.type, FederatedType)
+        and e.type.placement == v.type.placement):
+      placed = e  # TFF passes the zero placed with the sequences
+    elif not check_no_placement_in(e.type):
+      where = (f" or placed like the sequences ({v.type.placement})"
+               if isinstance(v.type, FederatedType) else "")
+      raise PlacementError(f"fedjit.{name} expects an unplaced initial value{where}, but "
+                           f"was given {e.type}.")
+    zero_type = placed.type.member if placed is not None else e.type
+    comp = JaxComputation(lambda s, x: body(s, x), [t, zero_type], name=name,
                           param_names=["sequence", "initial"])
     if isinstance(v.type, FederatedType):
-      placed = federated_value(e, v.type.placement)
-      arg = (v, placed)
+      arg = (v, placed if placed is not None else federated_value(e, v.type.placement))
     else:
       return comp(v, e)
   if isinstance(v.type, FederatedType):
     return federated_map(comp, arg)
   return comp(v)
+
+
+def _no_function_value(fn: Any, name: str) -> None:
+  if isinstance(fn, _ir.FederatedValue):
+    raise FederatedTypeError(
+        f"fedjit.{name} applies a jax_computation (or a Python function of JAX code) "
+        f"to the elements; a function parameter of the federated computation "
+        f"({fn.type}) cannot be used here yet. Pass the jax_computation itself.")
 
 
 def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) -> Any:
@@ -371,7 +710,8 @@ def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) 
 
   Args:
     value: a sequence, or a federated sequence.
-    zero: the initial accumulator (an unplaced value).
+    zero: the initial accumulator: an unplaced value, or, for a federated
+      sequence, a value placed with it (`{A}@CLIENTS`, as TFF code passes it).
     op: `op(accumulator, element) -> accumulator`; with `with_mask=True`,
       `op(accumulator, element, mask) -> accumulator`.
     with_mask: pass `op` the mask of real examples (see `Sequence.reduce`):
@@ -387,6 +727,7 @@ def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) 
     ...     client_batches, np.float32(0), lambda n, batch, mask: n + jnp.sum(mask),
     ...     with_mask=True)
   """
+  _no_function_value(op, "sequence_reduce")
   fn = op.fn if isinstance(op, JaxComputation) else op
   return _sequence_op("sequence_reduce", value,
                       lambda s, z: s.reduce(z, fn, with_mask=with_mask), zero)
@@ -404,6 +745,7 @@ def sequence_map(fn: Any, value: Any, *, with_mask: bool = False) -> Any:
     >>> sums = fedjit.sequence_map(lambda b, m: jnp.sum(b * m[:, None]), client_data,
     ...                            with_mask=True)
   """
+  _no_function_value(fn, "sequence_map")
   f = fn.fn if isinstance(fn, JaxComputation) else fn
   return _sequence_op("sequence_map", value, lambda s, _: s.map(f, with_mask=with_mask))
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from fedjit.core._errors import FederatedAttributeError, FederatedOperationError
-from fedjit.core._types import (FederatedType, StructType, Type, infer_type,
-                                to_type)
+from fedjit.core._types import (FederatedType, FunctionType, StructType, Type,
+                                infer_type, to_type)
 
-__all__ = ["Node", "Graph", "FederatedValue", "Builder", "current_builder"]
+__all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef", "Builder",
+           "current_builder"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,12 @@ class Graph:
   @property
   def result_type(self) -> Type:
     return self.nodes[self.result].type
+
+  @property
+  def function_params(self) -> list[int]:
+    """Positions of the parameters of function type (bound when called)."""
+    return [p for p, i in enumerate(self.params)
+            if isinstance(self.nodes[i].type, FunctionType)]
 
   def jax_computations(self) -> list:
     """Every jax computation the graph calls, once each, in order."""
@@ -97,11 +104,18 @@ class Builder:
     for a in args:
       assert 0 <= a < len(self.nodes), (a, len(self.nodes))
     self.nodes.append(Node(op, tuple(args), type_, attrs))
+    if isinstance(type_, FunctionType):
+      return FunctionValue(self, len(self.nodes) - 1, type_)
     return FederatedValue(self, len(self.nodes) - 1, type_)
 
   def value(self, x: Any, what: str = "value") -> "FederatedValue":
     """Turns a FederatedValue, a Python structure of them, or a constant into
     a value of this graph."""
+    if isinstance(x, FunctionValue):
+      raise FederatedOperationError(
+          f"The function {x.type} can only be called or passed to an intrinsic "
+          f"(such as fedjit.federated_map) as its function argument; it cannot be "
+          f"used as a {what}.")
     if isinstance(x, FederatedValue):
       if x._builder is not self:
         raise FederatedOperationError(
@@ -131,17 +145,68 @@ class Builder:
     leaves = _const_leaves(t, x)
     return self.add("constant", [], t, value=leaves)
 
-  def inline(self, graph: Graph, arg_indices: list[int]) -> "FederatedValue":
-    """Copies `graph` into this builder with its parameters bound to args."""
+  def inline(self, graph: Graph, arg_indices: list, functions: dict | None = None
+             ) -> "FederatedValue":
+    """Copies `graph` into this builder with its parameters bound to args.
+
+    Parameters of function type are bound through `functions` (position ->
+    a computation or this builder's `FunctionRef`); their `arg_indices`
+    entries are ignored.
+    """
+    functions = functions or {}
     mapping: dict[int, int] = {}
     for pos, pi in enumerate(graph.params):
-      mapping[pi] = arg_indices[pos]
+      if pos not in functions:
+        mapping[pi] = arg_indices[pos]
     for i, node in enumerate(graph.nodes):
       if node.op == "param":
         continue
-      v = self.add(node.op, [mapping[a] for a in node.args], node.type, **node.attrs)
+      attrs = bind_functions(node.attrs, functions)
+      v = self.add(node.op, [mapping[a] for a in node.args], node.type, **attrs)
       mapping[i] = v.index
     return FederatedValue(self, mapping[graph.result], graph.result_type)
+
+
+def bind_functions(attrs: dict, functions: dict) -> dict:
+  """`attrs` with every `FunctionRef` to a position in `functions` replaced."""
+  if not functions or not any(isinstance(v, FunctionRef) for v in attrs.values()):
+    return attrs
+  return {k: (functions.get(v.position, v) if isinstance(v, FunctionRef) else v)
+          for k, v in attrs.items()}
+
+
+class FunctionRef:
+  """A function-typed parameter of a federated computation, where a node uses
+  it (as its `fn`): replaced by the computation the caller passes.
+
+  It stands in for a computation while the graph is traced: it has a
+  `type_signature` (the declared `FunctionType`), and cannot run.
+  """
+
+  polymorphic = False
+  batchable = True
+
+  def __init__(self, position: int, name: str, type_signature: FunctionType):
+    self.position = position
+    self.name = name
+    self.type_signature = type_signature
+
+  @property
+  def num_params(self) -> int:
+    p = self.type_signature.parameter
+    return 0 if p is None else 1
+
+  def concretize(self, parameter_type):
+    return self
+
+  def invoke(self, arg):
+    raise TypeError(
+        f"The function parameter '{self.name}' ({self.type_signature}) was not "
+        f"given a computation. Call the federated computation with a "
+        f"fedjit.jax_computation for it.")
+
+  def __repr__(self) -> str:
+    return f"<function parameter {self.name}: {self.type_signature}>"
 
 
 def _const_leaves(t, x):
@@ -266,6 +331,45 @@ class FederatedValue:
 
   def __float__(self):
     raise _misuse(self, "conversion to float")
+
+
+class FunctionValue(FederatedValue):
+  """A value of function type inside a federated computation being traced:
+  a parameter declared with a `fedjit.FunctionType`.
+
+  Call it on unplaced values (`f(x)`), or pass it to an intrinsic as its
+  function (`fedjit.federated_map(f, client_values)`).
+  """
+
+  def ref(self) -> FunctionRef:
+    """The reference that nodes using this function hold."""
+    node = self._builder.nodes[self.index]
+    if node.op != "param":
+      raise FederatedOperationError(
+          f"Only function parameters of a federated computation can be used as "
+          f"functions here, got {self.type}.")
+    return FunctionRef(node.attrs["index"], node.attrs.get("name", "fn"), self.type)
+
+  def __call__(self, *args):
+    b = self._builder
+    ft = self.type
+    values = [b.value(a, f"argument of the function {ft}") for a in args]
+    if not values:
+      arg_index, arg_type = [], None
+    elif len(values) == 1:
+      arg_index, arg_type = [values[0].index], values[0].type
+    else:
+      st = StructType([v.type for v in values])
+      arg_index, arg_type = [b.add("struct", [v.index for v in values], st).index], st
+    expected = ft.parameter
+    if (expected is None) != (arg_type is None) or (
+        expected is not None and not expected.is_assignable_from(arg_type)):
+      from fedjit.core._errors import FederatedTypeError
+      raise FederatedTypeError(
+          f"The function {ft} expects an argument of type "
+          f"{expected if expected is not None else '(none)'}, but was given "
+          f"{arg_type if arg_type is not None else 'no argument'}.")
+    return b.add("call", arg_index, ft.result, fn=self.ref())
 
 
 def _add_operator(name: str, symbol: str):

@@ -28,7 +28,7 @@ import numpy as np
 
 from fedjit.core import _values
 from fedjit.core._backends import (VectorizedOps, _add, _has_client_values, _param_types,
-                                   _unwrap, _what, _wrap)
+                                   _unwrap, _what, _wrap, raise_failed_checks)
 from fedjit.core._computations import FederatedComputation, executing
 from fedjit.core._fusion import fuse_map_reduce
 from fedjit.core._interpreter import evaluate
@@ -121,9 +121,12 @@ def _program(backend, comp: FederatedComputation, plan):
         out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
       except _StageDone as done:
         return done.totals
-      return _unwrap(ops, comp.type_signature.result, out)
+      # The final program also returns its run-time checks (see VectorizedOps.checks).
+      messages[:] = [m for m, _ in ops.checks]
+      return _unwrap(ops, comp.type_signature.result, out), [a for _, a in ops.checks]
 
   traces = comp.__dict__.setdefault("_stream_traces", {}).setdefault(key, [])
+  messages: list = []  # of the final program's run-time checks
 
   def traced(*args, **kwargs):  # runs once per compilation
     traces.append(kwargs["stage"])
@@ -141,7 +144,7 @@ def _program(backend, comp: FederatedComputation, plan):
           run, stage=stage, num_clients=num_clients, final=False), reps, keep, prev, None)
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), zeros_cache[shapes])
 
-  cache[key] = (jitted, zeros)
+  cache[key] = (jitted, zeros, messages)
   return cache[key]
 
 
@@ -227,7 +230,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
 
   element = t.member.element
   seen = comp.__dict__.setdefault("_stream_leaf_sizes", {})
-  program, zeros = _program(backend, comp, plan)
+  program, zeros, messages = _program(backend, comp, plan)
   pending: list = []  # (lease, output) of chunks whose buffers are in use
 
   def settle(keep_last: int) -> None:
@@ -262,7 +265,9 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
           running = program(reps, keep, prev, running, stage=stage, num_clients=n, final=False)
           pending.append((lease, running))
         prev.append(running)
-      out = program(reps, keep, prev, None, stage=len(streamed), num_clients=n, final=True)
+      out, checks = program(reps, keep, prev, None, stage=len(streamed), num_clients=n,
+                            final=True)
+      raise_failed_checks(messages, checks)
       result = _values.from_vectorized(comp.type_signature.result, out)
     finally:
       settle(0)
