@@ -145,8 +145,9 @@ def _largest(flat: Mapping[str, float], name: str) -> tuple[str, float] | None:
 class _Watch:
   """Warns, once per run and kind, of training that goes wrong quietly.
 
-  Kinds: the aggregated update was discarded as not finite (a finalizer's
-  `update_non_finite`); the training loss is NaN or infinite; the loss is
+  Kinds: clients were left out for updates that are not finite (the client
+  work's `num_non_finite_clients`); the aggregated update was discarded as
+  not finite (a finalizer's `update_non_finite`); the training loss is NaN or infinite; the loss is
   exploding (see `_EXPLODE_*`); examples were skipped for labels out of range
   (`num_invalid_labels`, in training or in evaluation); the evaluation loss
   is not finite while the training loss is.
@@ -179,6 +180,14 @@ class _Watch:
           f"rounds like this do not train. Check the client data for NaN or inf values "
           f"(e.g. np.isfinite(x).all() for each client) and whether the learning rate is so "
           f"high that training diverges. {shown_once}"))
+    dropped = _largest(metrics, "num_non_finite_clients")
+    if dropped is not None and dropped[1] > 0:
+      self._warn("dropped", (
+          f"Round {n}: {int(dropped[1])} client(s) had a model update that is not finite "
+          f"(NaN or inf), so they were left out of the round (weight 0; metric "
+          f"{dropped[0]!r}); the others trained the model. Check those clients' data for "
+          f"NaN or inf values (e.g. np.isfinite(x).all() for each client) and whether the "
+          f"learning rate is so high that training diverges. {shown_once}"))
     loss = _train_loss(metrics)
     if loss is not None:
       key, value = loss
@@ -553,8 +562,9 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
   `overwrite` says so.
 
   A run that goes wrong without failing gives a `TrainingWarning`, once per
-  kind: the aggregated update is not finite, so the round is discarded
-  (`update_non_finite`); the training loss is NaN or infinite; the loss is
+  kind: clients whose update is not finite were left out of a round
+  (`num_non_finite_clients`); the aggregated update is not finite, so the
+  round is discarded (`update_non_finite`); the training loss is NaN or infinite; the loss is
   exploding, i.e. finite but above 1e6, or above 1000 times the smallest
   loss of an earlier round (taken as at least 0.01); examples were skipped because their
   label is out of range (`num_invalid_labels`, in training or evaluation);

@@ -40,10 +40,15 @@ def as_model(model: Any) -> FunctionalModel:
     made = model()
     if isinstance(made, FunctionalModel):
       return made
+    raise TypeError(
+        f"Expected model_fn to return a fedjit model (a FunctionalModel, from "
+        f"fedjit.learning.models: from_keras_model, functional_model_from_keras, "
+        f"from_functions), but the callable returned type: {type(made).__name__} "
+        f"({made!r}).")
   raise TypeError(
       f"Expected a fedjit model (from fedjit.learning.models: from_keras_model, "
       f"functional_model_from_keras, from_functions, FunctionalModel) or a function "
-      f"with no arguments returning one; got {model!r}.")
+      f"with no arguments returning one; got {model!r}, which is not a callable.")
 
 
 def initial_weights_fn(model: FunctionalModel):
@@ -73,6 +78,24 @@ def _require_weighted(builder: str, model_aggregator: Any) -> None:
       f"{given} which would drop the weights. Pass a weighted factory such as "
       f"MeanFactory(), or use build_unweighted_fed_avg(model, client_optimizer_fn, "
       f"model_aggregator=...) to average the clients equally.")
+
+
+def _require_unweighted(builder: str, model_aggregator: Any) -> None:
+  """TFF's check: an unweighted algorithm needs an unweighted factory (a
+  weighted one would be handed weights that are all 1)."""
+  if model_aggregator is None or isinstance(model_aggregator, UnweightedAggregationFactory):
+    return
+  given = type(model_aggregator).__name__
+  if isinstance(model_aggregator, WeightedAggregationFactory):
+    given += ", a weighted aggregation factory,"
+  raise TypeError(
+      f"{builder} averages the clients equally, so model_aggregator must be a "
+      f"fedjit.learning.aggregators.UnweightedAggregationFactory, whose "
+      f"create(value_type) aggregates the values alone; got {given}. Pass an "
+      f"unweighted factory such as UnweightedMeanFactory(), or use "
+      f"build_weighted_fed_avg(model, client_optimizer_fn, model_aggregator=..., "
+      f"client_weighting=ClientWeighting.UNIFORM) for a weighted factory with equal "
+      f"weights.")
 
 
 def _compose(model, client_work, server_optimizer, model_distributor, model_aggregator):
@@ -117,9 +140,15 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
       a function of a client's local metrics returning its weight.
     model_distributor: a `DistributionProcess`; default broadcast.
     model_aggregator: a `WeightedAggregationFactory`; default `MeanFactory()`.
-    metrics_aggregator: unused: metrics are always summed across clients and
-      finalized at the server.
+    metrics_aggregator: a function `(metric_finalizers,
+      local_unfinalized_metrics_type)` returning the aggregation of the
+      clients' metric state (TFF's form); default
+      `fedjit.learning.metrics.sum_then_finalize`.
     loop_implementation: unused; accepted for TFF compatibility.
+
+  A client whose update is not finite (NaN or inf) gets weight 0 and drops
+  out of the mean, as in TFF; `client_work/train/num_non_finite_clients`
+  counts such clients.
 
   Returns:
     A `LearningProcess`.
@@ -134,11 +163,12 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
     >>> state = trainer.initialize()
     >>> result = trainer.next(state, train_data)
   """
-  del metrics_aggregator, loop_implementation
+  del loop_implementation
   _require_weighted("build_weighted_fed_avg", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(
-      model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES)
+      model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES,
+      metrics_aggregator)
   return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
                   model_distributor, model_aggregator or MeanFactory())
 
@@ -151,13 +181,23 @@ def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
                              metrics_aggregator: Any = None) -> LearningProcess:
   """Federated Averaging with every client weighted equally: `Δ = Σ Δᵢ / n`.
 
+  Arguments as `build_weighted_fed_avg`; `model_aggregator` is an
+  `UnweightedAggregationFactory` (default `UnweightedMeanFactory()`). As in
+  TFF, a client whose update is not finite sends a zero update, which the
+  unweighted mean still counts (n includes it); to leave such clients out
+  of the mean, use `build_weighted_fed_avg(...,
+  client_weighting=ClientWeighting.UNIFORM)`.
+
+  Raises:
+    TypeError: if `model_aggregator` is a weighted aggregation factory.
+
   Example:
     >>> trainer = build_unweighted_fed_avg(model, build_sgdm(0.1))
   """
-  del metrics_aggregator
+  _require_unweighted("build_unweighted_fed_avg", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(model, client_optimizer_fn,
-                                              ClientWeighting.UNIFORM)
+                                              ClientWeighting.UNIFORM, metrics_aggregator)
   return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
                   model_distributor, model_aggregator or UnweightedMeanFactory())
 
@@ -176,12 +216,11 @@ def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: An
     >>> trainer = build_fed_prox(model, proximal_strength=0.1,
     ...                          client_optimizer_fn=build_sgdm(0.1))
   """
-  del metrics_aggregator
   _require_weighted("build_fed_prox", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(
       model, client_optimizer_fn, client_weighting or ClientWeighting.NUM_EXAMPLES,
-      proximal_strength=proximal_strength)
+      metrics_aggregator, proximal_strength=proximal_strength)
   return _compose(model, client_work, server_optimizer_fn or build_sgdm(1.0),
                   model_distributor, model_aggregator or MeanFactory())
 
@@ -193,15 +232,16 @@ def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
   """FedSGD: clients send the gradient of their mean loss at the server's
   weights; the server applies the example-weighted mean gradient with its
   optimizer (default `build_sgdm(0.1)`). With one client, a round is one
-  centralized gradient step on that client's data.
+  centralized gradient step on that client's data. A client whose gradient
+  is not finite gets weight 0 and drops out of the mean, as in TFF.
+  `metrics_aggregator` as in `build_weighted_fed_avg`.
 
   Example:
     >>> trainer = build_fed_sgd(model, server_optimizer_fn=build_sgdm(0.5))
   """
-  del metrics_aggregator
   _require_weighted("build_fed_sgd", model_aggregator)
   model = as_model(model)
-  return _compose(model, build_fed_sgd_client_work(model),
+  return _compose(model, build_fed_sgd_client_work(model, metrics_aggregator),
                   server_optimizer_fn or build_sgdm(0.1), model_distributor,
                   model_aggregator or MeanFactory())
 

@@ -15,6 +15,7 @@ import fedjit
 from fedjit.core import (CLIENTS, SERVER, FederatedType, SequenceType, TensorType,
                          Type, to_type)
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
+from fedjit.learning.metrics import sum_then_finalize
 from fedjit.learning.optimizers import as_optimizer
 from fedjit.learning.templates._processes import (ClientResult, ClientWorkProcess,
                                                   DistributionProcess, FinalizerProcess,
@@ -22,9 +23,12 @@ from fedjit.learning.templates._processes import (ClientResult, ClientWorkProces
 
 __all__ = ["ClientWeighting", "build_broadcast_process", "build_model_delta_client_work",
            "build_fed_sgd_client_work", "client_work_from_update",
-           "build_apply_optimizer_finalizer"]
+           "build_apply_optimizer_finalizer", "NUM_NON_FINITE_CLIENTS_KEY"]
 
 ROUND = TensorType(np.int32)
+
+# The metric counting clients whose update was not finite (TFF's name).
+NUM_NON_FINITE_CLIENTS_KEY = "num_non_finite_clients"
 
 
 class ClientWeighting(enum.Enum):
@@ -65,6 +69,36 @@ def _delta(initial, final):
   return jax.tree_util.tree_map(
       lambda a, b: (a - b) if _is_float(a) else jnp.zeros(jnp.shape(a), jnp.float32),
       initial, final)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+  """True when every floating value in `tree` is finite."""
+  checks = [jnp.all(jnp.isfinite(l)) for l in jax.tree_util.tree_leaves(tree) if _is_float(l)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+def drop_if_not_finite(update: Any, weight: Any, metric_state: dict,
+                       reset_metrics: dict | None = None):
+  """A client's `(update, weight, metric_state)`, left out of the round if
+  its update holds a NaN or infinity (TFF's `zero_all_if_any_non_finite`).
+
+  Such a client sends a zero update with weight 0, so it drops out of the
+  weighted mean Σ wᵢΔᵢ / Σ wᵢ; the update is zeroed with `where`, not
+  multiplied by 0, because 0 · NaN is NaN. With `reset_metrics` (the zero
+  metric state) its metrics are replaced too, so that its NaN loss does not
+  reach the round's metrics (TFF's model-delta client work does this; its
+  FedSGD does not). `metric_state['num_non_finite_clients']` is 1 for such
+  a client and 0 otherwise; summed, it counts the dropped clients.
+  """
+  finite = _all_finite(update)
+  update = jax.tree_util.tree_map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), update)
+  weight = jnp.where(finite, jnp.asarray(weight, jnp.float32), jnp.float32(0.0))
+  if reset_metrics is not None:
+    metric_state = jax.tree_util.tree_map(lambda m, z: jnp.where(finite, m, z),
+                                          metric_state, reset_metrics)
+  metric_state = dict(metric_state)
+  metric_state[NUM_NON_FINITE_CLIENTS_KEY] = (~finite).astype(jnp.int32)
+  return update, weight, metric_state
 
 
 def _is_rng_state(x) -> bool:
@@ -142,7 +176,9 @@ def zeros_of(t: Type):
 
 def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
                                   client_weighting: Any = ClientWeighting.NUM_EXAMPLES,
-                                  proximal_strength: float = 0.0) -> ClientWorkProcess:
+                                  metrics_aggregator: Any = None, *,
+                                  proximal_strength: float = 0.0,
+                                  loop_implementation: Any = None) -> ClientWorkProcess:
   """Local training that returns the model delta `initial - trained` as update.
 
   Each client runs `optimizer` over its batches once (repeat the data for
@@ -154,6 +190,10 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
   backend: batch such models with `drop_remainder=True`. Training metrics
   are summed over clients and finalized at the server under `train`.
 
+  A client whose delta holds a NaN or infinity is left out of the round, as
+  in TFF: its update is zeroed, its weight is 0 and its metrics are reset;
+  `train/num_non_finite_clients` counts such clients (`drop_if_not_finite`).
+
   Random-number state (uint32 non-trainable weights: Keras seed generators,
   Flax RNG streams) starts each client on its own stream, keyed by the round
   number and a fingerprint of the client's data (`client_fingerprint`), so
@@ -164,11 +204,21 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
     optimizer: the client optimizer (anything `optimizers.as_optimizer` takes).
     client_weighting: `ClientWeighting.NUM_EXAMPLES`, `UNIFORM`, or a function
       of the client's finalized local metrics returning its weight.
+    metrics_aggregator: how the clients' metric state becomes the round's
+      metrics: a function `(metric_finalizers, local_unfinalized_metrics_type)`
+      returning the aggregation of `{metric state}@CLIENTS` (TFF's form);
+      default `fedjit.learning.metrics.sum_then_finalize`.
     proximal_strength: FedProx's μ (0 gives FedAvg's client work).
+    loop_implementation: unused; accepted for TFF compatibility (the
+      client's batches are always reduced in one loop).
 
   Example:
     >>> client_work = build_model_delta_client_work(model, build_sgdm(0.1))
+    >>> output = client_work.next(client_work.initialize(), client_weights, client_data)
+    >>> output.measurements['train']['num_non_finite_clients']
+    0
   """
+  del loop_implementation
   optimizer = as_optimizer(optimizer)
   if proximal_strength < 0:
     raise ValueError(f"proximal_strength must be >= 0, got {proximal_strength}.")
@@ -216,26 +266,71 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
       weight = jnp.float32(1.0)
     else:
       weight = jnp.asarray(client_weighting(model.metrics_finalize(metric_state)), jnp.float32)
+    update, weight, metric_state = drop_if_not_finite(update, weight, metric_state,
+                                                      model.metrics_init())
     return ClientResult(update, weight), metric_state
 
-  return client_work_from_update(model, client_update)
+  return client_work_from_update(model, client_update, metrics_aggregator)
 
 
-def client_work_from_update(model: FunctionalModel, client_update) -> ClientWorkProcess:
+class _MetricFinalizers(dict):
+  """A model's metric finalizers in both of TFF's forms: a mapping of metric
+  names to the finalizer of that metric's state (TFF's
+  `VariableModel.metric_finalizers()`), and a function of the whole state
+  (a `FunctionalModel`'s `finalize_metrics`), which also sets the loss to
+  NaN when every label was out of range."""
+
+  def __init__(self, model: FunctionalModel, names: tuple):
+    identity = lambda x: x
+    finalizers = {}
+    for name in names:
+      if name in model.metrics:
+        finalizers[name] = model.metrics[name].finalize
+      elif name == "loss":
+        finalizers[name] = lambda s: s[0] / jnp.maximum(s[1], 1.0)
+      else:  # counts: num_examples, num_batches, num_invalid_labels, num_non_finite_clients
+        finalizers[name] = identity
+    super().__init__(finalizers)
+    self._model = model
+
+  def __call__(self, unfinalized_metrics: Any) -> dict:
+    state = dict(unfinalized_metrics)
+    extra = {k: state.pop(k) for k in (NUM_NON_FINITE_CLIENTS_KEY,) if k in state}
+    return {**self._model.metrics_finalize(state), **extra}
+
+
+def client_work_from_update(model: FunctionalModel, client_update,
+                            metrics_aggregator: Any = None) -> ClientWorkProcess:
   """Client work around a jax computation `client_update(data, weights,
   round_num) -> (ClientResult, metric sums)`.
 
-  The metric sums are added over clients and finalized at the server, under
-  `train`; the state is the round number, broadcast to the clients (for
+  `metrics_aggregator(metric_finalizers, local_unfinalized_metrics_type)`
+  (default `fedjit.learning.metrics.sum_then_finalize`: sum over clients,
+  then finalize at the server) gives the round's metrics, under `train`;
+  the state is the round number, broadcast to the clients (for
   learning-rate schedules).
+
+  Example:
+    >>> client_work = client_work_from_update(model, my_client_update)
   """
   weights_type = model.weights_type
   data_type = SequenceType(model.input_spec)
   metric_type = client_update.type_signature.result[1]
-
-  @fedjit.jax_computation(metric_type)
-  def finalize(metric_state):
-    return model.metrics_finalize(metric_state)
+  if metrics_aggregator is None:
+    metrics_aggregator = sum_then_finalize
+  if not callable(metrics_aggregator):
+    raise TypeError(
+        f"metrics_aggregator must be a function (metric_finalizers, "
+        f"local_unfinalized_metrics_type) -> aggregation, such as "
+        f"fedjit.learning.metrics.sum_then_finalize; got {metrics_aggregator!r}.")
+  finalizers = _MetricFinalizers(model, tuple(getattr(metric_type, "names", lambda: ())()))
+  aggregate_metrics = metrics_aggregator(finalizers, metric_type)
+  if not callable(aggregate_metrics):
+    raise TypeError(
+        f"metrics_aggregator({getattr(metrics_aggregator, '__name__', metrics_aggregator)}) "
+        f"must return the aggregation (a federated computation, or a function, taking "
+        f"{{{metric_type}}}@CLIENTS and returning the metrics at SERVER); it returned "
+        f"{aggregate_metrics!r}.")
 
   @fedjit.jax_computation(ROUND)
   def increment(round_num):
@@ -255,7 +350,13 @@ def client_work_from_update(model: FunctionalModel, client_update) -> ClientWork
   def next_fn(state, weights, client_data):
     outputs = fedjit.federated_map(
         client_update, (client_data, weights, fedjit.federated_broadcast(state)))
-    metrics = fedjit.federated_map(finalize, fedjit.federated_sum(outputs[1]))
+    metrics = aggregate_metrics(outputs[1])
+    t = getattr(metrics, "type_signature", None)
+    if not (isinstance(t, FederatedType) and t.placement == SERVER):
+      raise TypeError(
+          f"The metrics_aggregator's aggregation must return the metrics placed at SERVER "
+          f"(e.g. federated_map(finalize, federated_sum(metrics))); it returned "
+          f"{t if t is not None else repr(metrics)}.")
     return MeasuredProcessOutput(
         state=fedjit.federated_map(increment, state),
         result=outputs[0],
@@ -264,9 +365,18 @@ def client_work_from_update(model: FunctionalModel, client_update) -> ClientWork
   return ClientWorkProcess(initialize_fn, next_fn)
 
 
-def build_fed_sgd_client_work(model: FunctionalModel) -> ClientWorkProcess:
+def build_fed_sgd_client_work(model: FunctionalModel,
+                              metrics_aggregator: Any = None) -> ClientWorkProcess:
   """Client work of FedSGD: the gradient of the mean loss over all of the
   client's examples, at the server's weights, weighted by the example count.
+
+  A client whose gradient holds a NaN or infinity sends zeros with weight 0
+  (its metrics are kept, as in TFF's FedSGD); `train/num_non_finite_clients`
+  counts such clients.
+
+  Args:
+    model: a `FunctionalModel`.
+    metrics_aggregator: see `build_model_delta_client_work`.
 
   Example:
     >>> client_work = build_fed_sgd_client_work(model)
@@ -300,9 +410,10 @@ def build_fed_sgd_client_work(model: FunctionalModel) -> ClientWorkProcess:
     update = ModelWeights(jax.tree_util.tree_map(lambda g: g / n, grad_sum),
                           _delta(initial.non_trainable, non_trainable))
     weight = metric_state["num_examples"].astype(jnp.float32)
+    update, weight, metric_state = drop_if_not_finite(update, weight, metric_state)
     return ClientResult(update, weight), metric_state
 
-  return client_work_from_update(model, client_update)
+  return client_work_from_update(model, client_update, metrics_aggregator)
 
 
 def build_apply_optimizer_finalizer(optimizer: Any, model_weights_type: Any) -> FinalizerProcess:
