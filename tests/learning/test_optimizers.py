@@ -172,7 +172,8 @@ def test_defaults_follow_tff():
   def defaults(fn):
     return {name: p.default for name, p in inspect.signature(fn).parameters.items()}
 
-  assert defaults(optimizers.build_sgdm) == {"learning_rate": 0.01, "momentum": None}
+  assert defaults(optimizers.build_sgdm) == {"learning_rate": 0.01, "momentum": None,
+                                             "nesterov": False}
   assert defaults(optimizers.build_adam) == {
       "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
   assert defaults(optimizers.build_yogi) == {

@@ -1,29 +1,30 @@
-"""Optimizers for federated learning, named as in `tff.learning.optimizers`.
+"""Optimizers for federated learning, named and computed as `tff.learning.optimizers`.
 
-Each builder returns an `Optimizer`: an optax transformation whose learning
-rate may follow a schedule over rounds (`opt.at_round(round_num)`, traceable).
-`as_optimizer` also accepts optax transformations, Keras optimizers and TFF's
-no-argument `optimizer_fn` style.
+Each builder returns an `Optimizer` with TFF's API (`initialize(specs)`,
+`next(state, weights, gradients)`, `get_hparams`, `set_hparams`, the state an
+`OrderedDict` laid out as in TFF) and optax's (`init`, `update`, and
+`at_round(round_num)` for a learning rate that follows a schedule over
+rounds, traceable). `as_optimizer` also accepts optax transformations, Keras
+optimizers and TFF's no-argument `optimizer_fn` style.
 
 Example:
   >>> from fedjit.learning import optimizers
-  >>> server_opt = optimizers.build_sgdm(learning_rate=1.0, momentum=0.9)
-  >>> client_opt = optimizers.as_optimizer(lambda: optax.sgd(0.02))
-  >>> state = server_opt.init(params)
-  >>> updates, state = server_opt.at_round(round_num).update(delta, state, params)
+  >>> opt = optimizers.build_sgdm(learning_rate=0.1, momentum=0.9)
+  >>> state = opt.initialize(jax.ShapeDtypeStruct((2,), np.float32))
+  >>> state, weights = opt.next(state, weights, gradients)          # TFF style
+  >>> state = opt.set_hparams(state, {"learning_rate": 0.05})
+  >>> updates, opt_state = opt.at_round(round_num).update(delta, opt_state, params)
 """
 
-from fedjit.learning.optimizers._optimizers import (
-    Optimizer,
-    as_optimizer,
-    build_adagrad,
-    build_adam,
-    build_rmsprop,
-    build_sgdm,
-    build_yogi,
-)
+from fedjit.learning.optimizers._builders import (build_adagrad, build_adam,
+                                                  build_rmsprop, build_sgdm, build_yogi)
+from fedjit.learning.optimizers._convert import as_optimizer
+from fedjit.learning.optimizers._optimizer import (LEARNING_RATE_KEY, Optimizer,
+                                                   check_weights_gradients_match,
+                                                   check_weights_state_match)
 
 __all__ = [
+    "LEARNING_RATE_KEY",
     "Optimizer",
     "as_optimizer",
     "build_adagrad",
@@ -31,4 +32,6 @@ __all__ = [
     "build_rmsprop",
     "build_sgdm",
     "build_yogi",
+    "check_weights_gradients_match",
+    "check_weights_state_match",
 ]

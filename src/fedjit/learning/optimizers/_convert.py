@@ -1,0 +1,184 @@
+"""Conversion of what users pass as an optimizer: `as_optimizer`.
+
+Accepts fedjit's `Optimizer`s, optax transformations, Keras optimizers (SGD,
+Adam, Adagrad, RMSprop, converted by their `get_config()`) and TFF's
+no-argument `optimizer_fn` style.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Any
+
+import numpy as np
+import optax
+
+from fedjit.learning.optimizers._builders import build_adagrad, build_adam, build_sgdm
+from fedjit.learning.optimizers._optimizer import Optimizer, _describe, check_range
+
+__all__ = ["as_optimizer"]
+
+_ACCEPTED = ("a fedjit.learning.optimizers.Optimizer (e.g. build_sgdm(0.1)), an "
+             "optax.GradientTransformation (e.g. optax.sgd(0.1)), a Keras optimizer "
+             "instance (SGD, Adam, Adagrad or RMSprop), or a no-argument function "
+             "returning one of these (e.g. lambda: build_adam(1e-3))")
+
+
+# ---------------------------------------------------------------------------
+# Conversion.
+
+
+def as_optimizer(obj: Any) -> Optimizer:
+  """Converts what users pass as an optimizer into an `Optimizer`.
+
+  Accepts an `Optimizer` (returned as is); an `optax.GradientTransformation`
+  (wrapped with `learning_rate=None`: `at_round(k)` returns it unchanged and
+  `learning_rate_at` is NaN); a Keras optimizer instance (`SGD`, `Adam`,
+  `Adagrad`, `RMSprop`), converted from its `get_config()` to the equivalent
+  optax update; or a no-argument function returning any of these (TFF's
+  `client_optimizer_fn=lambda: ...` style).
+
+  Args:
+    obj: the optimizer, transformation, Keras optimizer or function.
+
+  Returns:
+    An `Optimizer`.
+
+  Raises:
+    TypeError: for anything else, or for a Keras optimizer (or option, such
+      as `weight_decay`) that has no conversion.
+
+  Example:
+    >>> as_optimizer(lambda: keras.optimizers.SGD(learning_rate=0.02)).name
+    'sgd'
+  """
+  return _as_optimizer(obj, allow_function=True)
+
+
+def _as_optimizer(obj: Any, allow_function: bool) -> Optimizer:
+  if isinstance(obj, Optimizer):
+    return obj
+  if isinstance(obj, optax.GradientTransformation):
+    return Optimizer(lambda _: obj, None, "optax")
+  if _is_keras_optimizer(obj) and not isinstance(obj, type):
+    return _from_keras(obj)
+  if callable(obj) and allow_function:
+    try:
+      inspect.signature(obj).bind()
+    except TypeError:
+      raise TypeError(
+          f"as_optimizer got the function {_describe(obj)}, which needs arguments. "
+          f"It accepts {_ACCEPTED}. (A learning-rate schedule round_num -> lr goes "
+          f"into a builder: build_sgdm(learning_rate=optax.exponential_decay(...)).)"
+      ) from None
+    except ValueError:
+      pass  # No signature available (some builtins): just call it.
+    made = obj()
+    try:
+      return _as_optimizer(made, allow_function=False)
+    except TypeError as e:
+      raise TypeError(f"as_optimizer called the function {_describe(obj)}, which "
+                      f"returned {_describe(made)}; {e}") from None
+  raise TypeError(f"as_optimizer expects {_ACCEPTED}; got {_describe(obj)}.")
+
+
+_KERAS_PREFIXES = ("keras", "tf_keras")
+# Keras options that change the update, and their "off" values.
+_KERAS_COMMON_OFF = {
+    "weight_decay": None, "clipnorm": None, "global_clipnorm": None,
+    "clipvalue": None, "use_ema": False, "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+# Keys that do not change the update (or only matter with an option above).
+_KERAS_IGNORED = {"name", "ema_momentum", "ema_overwrite_frequency",
+                  "jit_compile", "is_legacy_optimizer"}
+_KERAS_HINTS = {
+    "weight_decay": "optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr)) "
+                    "or optax.adamw(lr, weight_decay=wd)",
+    "clipnorm": "optax.chain(optax.clip_by_global_norm(max_norm), optax.sgd(lr))",
+    "global_clipnorm": "optax.chain(optax.clip_by_global_norm(max_norm), "
+                       "optax.sgd(lr))",
+    "clipvalue": "optax.chain(optax.clip(max_delta), optax.sgd(lr))",
+    "use_ema": "optax.ema is the optax building block; keep an average of the "
+               "weights outside the optimizer",
+    "amsgrad": "optax.amsgrad(lr) (optax's AMSGrad variant)",
+}
+_KERAS_SUPPORTED = ("fedjit converts Keras SGD (learning_rate, momentum, nesterov), "
+                    "Adam (learning_rate, beta_1, beta_2, epsilon), Adagrad "
+                    "(learning_rate, initial_accumulator_value, epsilon) and RMSprop "
+                    "(learning_rate, rho, momentum, epsilon, centered) with a constant "
+                    "learning rate")
+
+
+def _is_keras_optimizer(obj: Any) -> bool:
+  cls = obj if isinstance(obj, type) else type(obj)
+  return any(c.__module__.startswith(_KERAS_PREFIXES) and
+             c.__name__ in ("Optimizer", "BaseOptimizer", "OptimizerV2")
+             for c in cls.__mro__)
+
+
+def _from_keras(opt: Any) -> Optimizer:
+  """Converts a Keras SGD/Adam/Adagrad/RMSprop instance by its `get_config()`."""
+  cls = type(opt)
+  kind = cls.__name__
+  where = f"Keras optimizer {kind}"
+
+  def unsupported(what: str, hint: str | None = None) -> TypeError:
+    instead = (f"Build the update with optax and pass it to as_optimizer, e.g. {hint}"
+               if hint else
+               "Build the update with optax and pass the transformation to "
+               "as_optimizer, or use a fedjit builder such as build_sgdm")
+    return TypeError(f"Cannot convert {where} with {what}: {_KERAS_SUPPORTED}. "
+                     f"{instead}.")
+
+  supported = kind in ("SGD", "Adam", "Adagrad", "RMSprop")
+  if not supported or not cls.__module__.startswith(_KERAS_PREFIXES):
+    raise TypeError(f"Cannot convert {where} (class {cls.__module__}.{kind}): "
+                    f"{_KERAS_SUPPORTED}. Use a fedjit builder (build_sgdm, "
+                    f"build_adam, build_yogi, build_adagrad, build_rmsprop) or an "
+                    f"optax transformation instead.")
+  config = dict(opt.get_config())
+  lr = config.pop("learning_rate", None)
+  if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+    raise unsupported(
+        f"learning_rate={lr!r}",
+        "build_sgdm(learning_rate=optax.exponential_decay(...)) -- fedjit schedules "
+        "are functions of the round number, not of the Keras step")
+  # The Keras config holds the float32 variable's value; recover the short decimal.
+  lr = float(str(np.float32(lr)))
+  for key, off in _KERAS_COMMON_OFF.items():
+    value = config.pop(key, off)
+    if value != off and not (off is None and value == 0):
+      raise unsupported(f"{key}={value!r}", _KERAS_HINTS.get(key))
+  for key in _KERAS_IGNORED:
+    config.pop(key, None)
+
+  def take(key: str, default: Any) -> Any:
+    return config.pop(key, default)
+
+  if kind == "SGD":
+    momentum, nesterov = float(take("momentum", 0.0)), bool(take("nesterov", False))
+    result = build_sgdm(lr, momentum or None, nesterov=nesterov and bool(momentum))
+  elif kind == "Adam":
+    if take("amsgrad", False):
+      raise unsupported("amsgrad=True", _KERAS_HINTS["amsgrad"])
+    b1, b2 = float(take("beta_1", 0.9)), float(take("beta_2", 0.999))
+    eps = float(take("epsilon", 1e-7))
+    result = build_adam(lr, b1, b2, eps)
+  elif kind == "Adagrad":
+    result = build_adagrad(lr, float(take("initial_accumulator_value", 0.1)),
+                           float(take("epsilon", 1e-7)))
+  else:  # RMSprop: Keras adds epsilon inside the square root, unlike TFF.
+    rho, eps = float(take("rho", 0.9)), float(take("epsilon", 1e-7))
+    momentum, centered = float(take("momentum", 0.0)), bool(take("centered", False))
+    check_range("rho", rho, 0.0, 1.0)
+    check_range("momentum", momentum, 0.0, 1.0, hi_inclusive=True)
+    result = Optimizer(
+        lambda r: optax.rmsprop(r, decay=rho, eps=eps, eps_in_sqrt=True,
+                                centered=centered, momentum=momentum or None),
+        lr, "rmsprop")
+  for key, value in config.items():  # Options this Keras version added.
+    if value not in (None, False, 0):
+      raise unsupported(f"{key}={value!r}")
+  return result

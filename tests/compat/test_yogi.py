@@ -1,0 +1,204 @@
+"""Port of TFF's Yogi optimizer tests.
+
+Source: google-parfait/tensorflow-federated,
+tensorflow_federated/python/learning/optimizers/yogi_test.py
+
+Spelling: `yogi.build_yogi` -> `fedjit.learning.optimizers.build_yogi`;
+`optimizer_base.Optimizer` -> `fedjit.learning.optimizers.Optimizer`;
+`tf.TensorSpec` -> `jax.ShapeDtypeStruct`; `tf.constant` / `tf.zeros` ->
+`np.array` / `np.zeros` (float32, TF's default); private constants
+(`yogi._STEP_KEY`, ...) -> their string values; `tf.bfloat16` ->
+`jnp.bfloat16`; `tf.float64` values run under `jax.enable_x64(True)`; TF
+asserts -> pytest / NumPy (see `_tff_optimizer_utils`).
+
+Left out: `test_executes_with_indexed_slices` (`tf.IndexedSlices` has no JAX
+counterpart: JAX gradients are dense arrays). (TFF's yogi_test has no Keras
+comparison: Keras has no Yogi.)
+"""
+
+import collections
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fedjit.learning import optimizers
+from fedjit.learning.optimizers import LEARNING_RATE_KEY
+
+from ._tff_optimizer_utils import (EMPTY_TREES, SCALAR_SPEC, SPECS, assert_all_close,
+                                   assert_trees_equal, ones_like_spec,
+                                   test_quadratic_problem)
+
+build_yogi = optimizers.build_yogi  # spelling: yogi.build_yogi -> optimizers.build_yogi
+_STEP_KEY = "step"  # spelling: yogi._STEP_KEY -> "step"
+
+
+def test_state_structure():
+  optimizer = build_yogi(0.01)
+  state = optimizer.initialize(SCALAR_SPEC)
+  assert len(state) == 7
+  assert LEARNING_RATE_KEY in state
+  for key in ("beta_1", "beta_2", "epsilon", "step", "preconditioner", "accumulator"):
+    assert key in state  # spelling: yogi._BETA_1_KEY etc. -> their string values
+
+
+def test_math():
+  weights = np.array([1.0], np.float32)  # spelling: tf.constant -> np.array
+  gradients = np.array([2.0], np.float32)
+  optimizer = build_yogi(
+      0.1,
+      beta_1=0.9,
+      beta_2=0.999,
+      epsilon=0.0,
+      initial_preconditioner_value=0.0,
+  )
+  history = [weights]
+
+  state = optimizer.initialize(SCALAR_SPEC)
+
+  for _ in range(4):
+    state, weights = optimizer.next(state, weights, gradients)
+    history.append(weights)
+  assert_all_close(history, [[1.0], [0.9], [0.8], [0.7], [0.6]], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_executes_with(spec_name):
+  spec = SPECS[spec_name]
+  weights = ones_like_spec(spec)
+  gradients = ones_like_spec(spec)
+  optimizer = build_yogi(0.01)
+
+  state = optimizer.initialize(spec)
+  for _ in range(10):
+    state, weights = optimizer.next(state, weights, gradients)
+
+  for w in jax.tree.leaves(weights):
+    assert np.all(np.isfinite(w))
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_skips_none_gradients(spec_name):
+  spec = SPECS[spec_name]
+  weights = ones_like_spec(spec)
+  gradients = jax.tree.map(lambda s: None, spec)
+  optimizer = build_yogi(0.01)
+
+  state = optimizer.initialize(spec)
+  updated_state, updated_weights = optimizer.next(state, weights, gradients)
+  state[_STEP_KEY] += 1
+
+  assert_trees_equal(weights, updated_weights)
+  assert_trees_equal(state, updated_state)
+
+
+@pytest.mark.parametrize("structure", EMPTY_TREES.values(), ids=EMPTY_TREES.keys())
+def test_behavior_on_empty_tree(structure):
+  weights = gradients = structure
+  optimizer = build_yogi(0.01)
+
+  state = optimizer.initialize(weights)
+  updated_state, updated_weights = optimizer.next(state, weights, gradients)
+  state[_STEP_KEY] += 1
+
+  assert updated_state == state
+  assert updated_weights == weights
+
+
+def test_convergence():
+  init_w, fn, grad_fn = test_quadratic_problem()
+  weights = init_w()
+  assert fn(weights) > 5.0
+
+  optimizer = build_yogi(0.5)
+  state = optimizer.initialize(jax.ShapeDtypeStruct(weights.shape, weights.dtype))
+
+  for _ in range(100):
+    gradients = grad_fn(weights)
+    state, weights = optimizer.next(state, weights, gradients)
+  assert fn(weights) < 0.005
+
+
+def test_build_yogi():
+  optimizer = build_yogi(0.01)
+  assert isinstance(optimizer, optimizers.Optimizer)
+
+
+@pytest.mark.parametrize("lr,beta_1,beta_2,epsilon,regex", [
+    (-1.0, 0.9, 0.999, 1e-7, "learning_rate"),
+    (1.0, -0.9, 0.999, 1e-7, "beta_1"),
+    (1.0, 1.1, 0.999, 1e-7, "beta_1"),
+    (1.0, 0.9, -0.999, 1e-7, "beta_2"),
+    (1.0, 0.9, 1.1, 1e-7, "beta_2"),
+    (1.0, 0.9, 0.999, -1e-7, "epsilon"),
+], ids=["negative_lr", "negative_beta_1", "beta_1_greater_than_one", "negative_beta_2",
+        "beta_2_greater_than_one", "negative_epsilon"])
+def test_invalid_args_raises(lr, beta_1, beta_2, epsilon, regex):
+  with pytest.raises(ValueError, match=regex):
+    build_yogi(lr, beta_1, beta_2, epsilon)
+
+
+def test_weights_gradients_mismatch_raises():
+  optimizer = build_yogi(0.1)
+  state = optimizer.initialize(SCALAR_SPEC)
+  with pytest.raises(ValueError):
+    optimizer.next(state, np.zeros([1], np.float32), np.zeros([2], np.float32))
+
+
+def test_initialize_next_weights_mismatch_raises():
+  optimizer = build_yogi(0.1)
+  state = optimizer.initialize(SCALAR_SPEC)
+  with pytest.raises(ValueError):
+    optimizer.next(state, np.zeros([2], np.float32), np.zeros([2], np.float32))
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_get_hparams_returns_expected_result(spec_name):
+  optimizer = build_yogi(learning_rate=0.1, beta_1=0.92, beta_2=0.97, epsilon=0.01)
+  state = optimizer.initialize(SPECS[spec_name])
+  expected_hparams = collections.OrderedDict(
+      learning_rate=0.1, beta_1=0.92, beta_2=0.97, epsilon=0.01)
+  actual_hparams = optimizer.get_hparams(state)
+  assert isinstance(actual_hparams, collections.OrderedDict)
+  assert actual_hparams == expected_hparams
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_set_hparams_returns_expected_result(spec_name):
+  optimizer = build_yogi(learning_rate=0.1, beta_1=0.92, beta_2=0.97, epsilon=0.01)
+  state = optimizer.initialize(SPECS[spec_name])
+  hparams = collections.OrderedDict(learning_rate=0.5, beta_1=0.12, beta_2=0.56, epsilon=2.0)
+  expected_state = copy.deepcopy(state)
+  for k, v in hparams.items():
+    expected_state[k] = v
+  updated_state = optimizer.set_hparams(state, hparams)
+  assert isinstance(updated_state, collections.OrderedDict)
+  assert_trees_equal(updated_state, expected_state)
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_set_get_hparams_is_no_op(spec_name):
+  optimizer = build_yogi(0.1)
+  state = optimizer.initialize(SPECS[spec_name])
+  hparams = optimizer.get_hparams(state)
+  updated_state = optimizer.set_hparams(state, hparams)
+  assert_trees_equal(state, updated_state)
+
+
+def test_lr_with_different_weight_dtypes():
+  with jax.enable_x64(True):  # spelling: tf.float64 values -> under jax.enable_x64
+    weights = (
+        np.array([0.1], dtype=np.float32),
+        np.array(1.0, dtype=np.float64),
+        np.array([10.0, 10.0], dtype=jnp.bfloat16),  # spelling: tf.bfloat16 -> jnp.bfloat16
+    )
+    yogi_optimizer = build_yogi(
+        learning_rate=np.array(0.1, dtype=np.float32),
+        beta_1=np.array(0.1, dtype=np.float32),
+        beta_2=np.array(0.1, dtype=np.float32),
+        epsilon=np.array(0.1, dtype=np.float64),
+    )
+    state = yogi_optimizer.initialize(weights)
+    yogi_optimizer.next(state, weights, jax.tree.map(np.zeros_like, weights))
