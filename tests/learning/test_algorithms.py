@@ -158,7 +158,9 @@ def test_metrics_are_nested_as_in_tff():
   metrics = trainer.next(trainer.initialize(), _clients()).metrics
   assert set(metrics) == {"distributor", "client_work", "aggregator", "finalizer"}
   assert set(metrics["client_work"]["train"]) == {"accuracy", "loss", "num_examples",
-                                                  "num_batches"}
+                                                  "num_batches", "num_invalid_labels",
+                                                  "num_non_finite_clients"}
+  assert metrics["client_work"]["train"]["num_non_finite_clients"] == 0
   assert metrics["aggregator"] == {"mean_value": (), "mean_weight": ()}
   assert metrics["finalizer"] == {"update_non_finite": 0}
   assert metrics["distributor"] == ()
@@ -189,16 +191,133 @@ def test_server_adam_is_fedadam():
   np.testing.assert_allclose(_weights(trainer, state)[0], w, atol=1e-5)
 
 
-def test_bad_client_update_never_touches_the_model():
+def _with_nan_client(clients, k=1):
+  """`clients` with client k's first batch all NaN features."""
+  clients = [list(c) for c in clients]
+  x, y = clients[k][0]
+  clients[k][0] = (np.full_like(x, np.nan), y)
+  return clients
+
+
+def test_a_non_finite_client_drops_out_of_the_weighted_mean(backend):
+  # As TFF's model-delta client work: weight 0, update zeroed (not 0 * NaN),
+  # metrics reset; the model moves as FedAvg over the other clients.
   model, clients = _model(), _clients()
-  x, y = clients[1][0]
-  clients[1][0] = (np.full_like(x, np.nan), y)
+  w0, b0 = model.initial_weights.trainable["w"], model.initial_weights.trainable["b"]
+  trainer = learning.algorithms.build_weighted_fed_avg(model, optimizers.build_sgdm(0.1))
+  result = trainer.next(trainer.initialize(), _with_nan_client(clients))
+  w, b, history = numpy_fed_avg(w0, b0, [clients[0], clients[2]], 1, 0.1)
+  np.testing.assert_allclose(_weights(trainer, result.state)[0], w, atol=1e-5)
+  np.testing.assert_allclose(_weights(trainer, result.state)[1], b, atol=1e-5)
+  train = result.metrics["client_work"]["train"]
+  assert train["num_non_finite_clients"] == 1
+  assert train["num_examples"] == 11 + 8 and train["num_batches"] == 3 + 2
+  np.testing.assert_allclose(train["loss"], history[0][1], atol=1e-5)
+  assert result.metrics["finalizer"]["update_non_finite"] == 0
+
+
+def test_a_non_finite_client_drops_out_of_fed_sgd(backend):
+  model, clients = _model(), _clients(sizes=(6, 4, 5), batch=4)
+  trainer = learning.algorithms.build_fed_sgd(model, optimizers.build_sgdm(0.3))
+  result = trainer.next(trainer.initialize(), _with_nan_client(clients, k=0))
+  good = [bt for c in clients[1:] for bt in c]
+  x = np.concatenate([bt[0] for bt in good])
+  y = np.concatenate([bt[1] for bt in good])
+  w0, b0 = model.initial_weights.trainable["w"], model.initial_weights.trainable["b"]
+  _, gw, gb, _ = _grad(w0.astype(np.float64), b0.astype(np.float64), x, y)
+  np.testing.assert_allclose(_weights(trainer, result.state)[0], w0 - 0.3 * gw, atol=1e-6)
+  np.testing.assert_allclose(_weights(trainer, result.state)[1], b0 - 0.3 * gb, atol=1e-6)
+  train = result.metrics["client_work"]["train"]
+  assert train["num_non_finite_clients"] == 1
+  assert np.isnan(train["loss"])  # TFF's FedSGD keeps the dropped client's metrics
+
+
+def test_unweighted_fed_avg_counts_a_non_finite_client_as_a_zero_update():
+  # TFF's unweighted FedAvg ignores the weights, so the dropped client's zero
+  # update is one of the n it averages.
+  model, clients = _model(), _clients()
+  w0, b0 = model.initial_weights.trainable["w"], model.initial_weights.trainable["b"]
+  trainer = learning.algorithms.build_unweighted_fed_avg(model, optimizers.build_sgdm(0.1))
+  state = trainer.next(trainer.initialize(), _with_nan_client(clients)).state
+  w, b, _ = numpy_fed_avg(w0, b0, [clients[0], clients[2]], 1, 0.1, uniform=True,
+                          server_lr=2 / 3)
+  np.testing.assert_allclose(_weights(trainer, state)[0], w, atol=1e-5)
+
+
+def test_a_round_of_only_non_finite_clients_never_touches_the_model():
+  model, clients = _model(), _clients(sizes=(4, 4))
+  clients = _with_nan_client(_with_nan_client(clients, 0), 1)
   trainer = learning.algorithms.build_weighted_fed_avg(model, optimizers.build_sgdm(0.1))
   state = trainer.initialize()
   result = trainer.next(state, clients)
-  assert result.metrics["finalizer"]["update_non_finite"] == 1
+  assert result.metrics["client_work"]["train"]["num_non_finite_clients"] == 2
+  assert result.metrics["finalizer"]["update_non_finite"] == 1  # Σw = 0: 0/0
   for before, after in zip(_weights(trainer, state), _weights(trainer, result.state)):
     np.testing.assert_array_equal(before, after)
+
+
+def _times_two(metric_finalizers, local_unfinalized_metrics_type):
+  """A metrics aggregator in TFF's form: sums, finalizes, doubles."""
+  @fedjit.federated_computation(fedjit.FederatedType(local_unfinalized_metrics_type,
+                                                     fedjit.CLIENTS))
+  def aggregate(client_metrics):
+    @fedjit.jax_computation
+    def finalize(state):
+      return {k: v * 2 for k, v in metric_finalizers(state).items()}
+    return fedjit.federated_map(finalize, fedjit.federated_sum(client_metrics))
+  return aggregate
+
+
+@pytest.mark.parametrize("build", [
+    lambda m, **kw: learning.algorithms.build_weighted_fed_avg(m, optimizers.build_sgdm(0.1),
+                                                               **kw),
+    lambda m, **kw: learning.algorithms.build_unweighted_fed_avg(m, optimizers.build_sgdm(0.1),
+                                                                 **kw),
+    lambda m, **kw: learning.algorithms.build_fed_prox(m, 0.1, optimizers.build_sgdm(0.1),
+                                                       **kw),
+    lambda m, **kw: learning.algorithms.build_fed_sgd(m, **kw),
+], ids=["weighted_fed_avg", "unweighted_fed_avg", "fed_prox", "fed_sgd"])
+def test_metrics_aggregator_is_used(build):
+  model, clients = _model(), _clients()
+  default = build(model).next(build(model).initialize(), clients).metrics
+  explicit = build(model, metrics_aggregator=learning.metrics.sum_then_finalize)
+  assert explicit.next(explicit.initialize(), clients).metrics == default
+  doubled = build(model, metrics_aggregator=_times_two)
+  train = doubled.next(doubled.initialize(), clients).metrics["client_work"]["train"]
+  assert train["num_examples"] == 2 * 24
+  np.testing.assert_allclose(train["loss"], 2 * default["client_work"]["train"]["loss"],
+                             rtol=1e-6)
+
+
+def test_metrics_aggregator_must_give_server_metrics():
+  def at_clients(metric_finalizers, local_type):
+    return lambda client_metrics: client_metrics
+  with pytest.raises(TypeError, match="placed at SERVER"):
+    learning.algorithms.build_weighted_fed_avg(_model(), optimizers.build_sgdm(0.1),
+                                               metrics_aggregator=at_clients)
+  with pytest.raises(TypeError, match="metrics_aggregator must be a function"):
+    learning.algorithms.build_weighted_fed_avg(_model(), optimizers.build_sgdm(0.1),
+                                               metrics_aggregator="sum")
+
+
+def test_unweighted_fed_avg_rejects_a_weighted_aggregator():
+  with pytest.raises(TypeError) as info:
+    learning.algorithms.build_unweighted_fed_avg(
+        _model(), optimizers.build_sgdm(0.1),
+        model_aggregator=learning.aggregators.MeanFactory())
+  message = str(info.value)
+  assert "MeanFactory, a weighted aggregation factory" in message  # what was given
+  assert "UnweightedAggregationFactory" in message  # what was expected
+  assert "UnweightedMeanFactory()" in message and "ClientWeighting.UNIFORM" in message
+
+
+def test_builders_take_the_model_as_model_fn_too():
+  trainer = learning.algorithms.build_weighted_fed_avg(
+      model_fn=_model, client_optimizer_fn=optimizers.build_sgdm(0.1))
+  assert trainer.get_model_weights(trainer.initialize()).trainable["w"].shape == (
+      FEATURES, CLASSES)
+  with pytest.raises(TypeError, match="both model and model_fn"):
+    learning.algorithms.build_fed_sgd(_model(), model_fn=_model)
 
 
 # ---------------------------------------------------------- FedSGD, FedProx

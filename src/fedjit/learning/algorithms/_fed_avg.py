@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 from typing import Any
 
@@ -26,11 +28,16 @@ __all__ = ["build_weighted_fed_avg", "build_unweighted_fed_avg", "build_fed_prox
            "build_fed_sgd", "build_federated_averaging_process", "as_model"]
 
 
+def _is_keras_model(obj: Any) -> bool:
+  keras = sys.modules.get("keras")
+  return keras is not None and isinstance(obj, getattr(keras, "Model", ()))
+
+
 def as_model(model: Any) -> FunctionalModel:
   """A `FunctionalModel`, or a function with no arguments returning one."""
   if isinstance(model, FunctionalModel):
     return model
-  if hasattr(model, "stateless_call"):
+  if _is_keras_model(model):
     raise TypeError(
         f"Expected a fedjit model, got the Keras model {getattr(model, 'name', '')!r} "
         f"({type(model).__name__}). "
@@ -41,14 +48,27 @@ def as_model(model: Any) -> FunctionalModel:
     if isinstance(made, FunctionalModel):
       return made
     raise TypeError(
-        f"Expected model_fn to return a fedjit model (a FunctionalModel, from "
-        f"fedjit.learning.models: from_keras_model, functional_model_from_keras, "
-        f"from_functions), but the callable returned type: {type(made).__name__} "
-        f"({made!r}).")
+        f"Expected a fedjit model (from fedjit.learning.models: from_keras_model, "
+        f"functional_model_from_keras, from_functions, FunctionalModel) or a function "
+        f"with no arguments returning one; got {model!r}, but the callable returned "
+        f"type: {type(made).__name__} ({made!r}).")
   raise TypeError(
       f"Expected a fedjit model (from fedjit.learning.models: from_keras_model, "
       f"functional_model_from_keras, from_functions, FunctionalModel) or a function "
       f"with no arguments returning one; got {model!r}, which is not a callable.")
+
+
+def _accepts_model_fn(builder):
+  """Lets a builder take its model as `model_fn=` (TFF's keyword) too."""
+  @functools.wraps(builder)
+  def wrapper(*args, **kwargs):
+    if "model_fn" in kwargs:
+      if args or "model" in kwargs:
+        raise TypeError(f"{builder.__name__} got both model and model_fn; pass one of them "
+                        f"(model_fn is TFF's name for the model argument).")
+      kwargs["model"] = kwargs.pop("model_fn")
+    return builder(*args, **kwargs)
+  return wrapper
 
 
 def initial_weights_fn(model: FunctionalModel):
@@ -114,6 +134,7 @@ def _compose(model, client_work, server_optimizer, model_distributor, model_aggr
                                   aggregator, finalizer)
 
 
+@_accepts_model_fn
 @api_boundary
 def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
                            server_optimizer_fn: Any = None,
@@ -132,7 +153,8 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
   `server_optimizer_fn=build_adam(...)` and so on.
 
   Args:
-    model: a `FunctionalModel` or a function with no arguments returning one.
+    model: a `FunctionalModel` or a function with no arguments returning one
+      (also accepted as `model_fn=`, TFF's keyword, in every builder here).
     client_optimizer_fn: the client optimizer (`build_sgdm(0.1)`, any optax
       transformation, a Keras optimizer, or a function returning one).
     server_optimizer_fn: the server optimizer; default `build_sgdm(1.0)`.
@@ -173,6 +195,7 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
                   model_distributor, model_aggregator or MeanFactory())
 
 
+@_accepts_model_fn
 @api_boundary
 def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
                              server_optimizer_fn: Any = None,
@@ -202,6 +225,7 @@ def build_unweighted_fed_avg(model: Any, client_optimizer_fn: Any,
                   model_distributor, model_aggregator or UnweightedMeanFactory())
 
 
+@_accepts_model_fn
 @api_boundary
 def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: Any,
                    server_optimizer_fn: Any = None, client_weighting: Any = None,
@@ -225,6 +249,7 @@ def build_fed_prox(model: Any, proximal_strength: float, client_optimizer_fn: An
                   model_distributor, model_aggregator or MeanFactory())
 
 
+@_accepts_model_fn
 @api_boundary
 def build_fed_sgd(model: Any, server_optimizer_fn: Any = None,
                   model_distributor: Any = None, model_aggregator: Any = None,

@@ -174,6 +174,14 @@ def zeros_of(t: Type):
   return build_container(t, [zeros_of(e) for e in t.types()])
 
 
+def _check_model(builder: str, model: Any) -> None:
+  if not isinstance(model, FunctionalModel):
+    raise TypeError(
+        f"{builder} expects a fedjit.learning.models.FunctionalModel (from "
+        f"from_keras_model, functional_model_from_keras or from_functions), got {model!r}. "
+        f"If it is a function returning a model, call it first: model_fn().")
+
+
 def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
                                   client_weighting: Any = ClientWeighting.NUM_EXAMPLES,
                                   metrics_aggregator: Any = None, *,
@@ -219,6 +227,7 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
     0
   """
   del loop_implementation
+  _check_model("build_model_delta_client_work", model)
   optimizer = as_optimizer(optimizer)
   if proximal_strength < 0:
     raise ValueError(f"proximal_strength must be >= 0, got {proximal_strength}.")
@@ -381,6 +390,7 @@ def build_fed_sgd_client_work(model: FunctionalModel,
   Example:
     >>> client_work = build_fed_sgd_client_work(model)
   """
+  _check_model("build_fed_sgd_client_work", model)
   weights_type = model.weights_type
   data_type = SequenceType(model.input_spec)
 
