@@ -1,5 +1,6 @@
 """fedjit.learning.optimizers against hand-written NumPy references."""
 
+import collections
 import inspect
 import os
 import subprocess
@@ -11,6 +12,8 @@ import numpy as np
 import optax
 import pytest
 
+import fedjit
+from conftest import batched_clients, softmax3_model
 from fedjit.learning import optimizers
 
 # Keras 3 on NumPy 2 warns about its own Variable.__array__; not ours to fix.
@@ -378,3 +381,197 @@ def test_keras_unsupported_options_are_named(keras):
   schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
   with pytest.raises(TypeError, match="learning_rate="):
     optimizers.as_optimizer(keras.optimizers.SGD(schedule))
+
+
+# ---------------------------------------------------------------------------
+# TFF's API (initialize / next / get_hparams / set_hparams) and the optax path.
+
+
+def _tff_adam_float32(steps, lr=0.1, b1=0.9, b2=0.999, eps=0.0, w=1.0, g=2.0):
+  """TFF's adam.py operation for operation, in NumPy float32 (TF's arithmetic)."""
+  f = np.float32
+  w, g, a, p = f(w), f(g), f(0), f(0)
+  b1, b2, lr, eps = f(b1), f(b2), f(lr), f(eps)
+  out = []
+  for t in range(1, steps + 1):
+    normalized_lr = lr * np.sqrt(f(1.0) - np.power(b2, f(t))) / (f(1.0) - np.power(b1, f(t)))
+    a = a + (g - a) * (f(1.0) - b1)
+    p = p + (np.square(g) - p) * (f(1.0) - b2)
+    w = w - normalized_lr * a / (np.sqrt(p) + eps)
+    out.append(w)
+  return out
+
+
+def test_adam_matches_tff_float32_arithmetic_to_1e7():
+  expected = _tff_adam_float32(4)
+  opt = optimizers.build_adam(0.1, beta_1=0.9, beta_2=0.999, epsilon=0.0)
+  state, w = opt.initialize(jax.ShapeDtypeStruct((1,), np.float32)), np.ones(1, np.float32)
+  for t in range(4):
+    state, w = opt.next(state, w, np.full(1, 2.0, np.float32))
+    np.testing.assert_allclose(np.asarray(w)[0], expected[t], rtol=0, atol=1e-7)
+  # The ideal values TFF's adam_test asserts (0.9, 0.8, 0.7, 0.6), within 1e-6.
+  np.testing.assert_allclose(np.asarray(w), [0.6], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(BUILDER_CASES))
+def test_next_and_optax_update_agree_exactly(case):
+  opt = BUILDER_CASES[case][0]()
+  params = jax.tree.map(jnp.asarray, PARAMS)
+  tff_state, tff_w = opt.initialize(params), params
+  optax_state, optax_w = opt.init(params), params
+  for grads in GRADS:
+    grads = jax.tree.map(jnp.float32, grads)
+    tff_state, tff_w = opt.next(tff_state, tff_w, grads)
+    updates, optax_state = opt.update(grads, optax_state, optax_w)
+    optax_w = optax.apply_updates(optax_w, updates)
+  jax.tree.map(np.testing.assert_array_equal, tff_w, optax_w)
+  assert list(tff_state) == list(optax_state)
+  assert list(opt.get_hparams(tff_state)) == list(opt.get_hparams(optax_state))
+
+
+def test_init_state_has_fixed_dtypes_and_set_hparams_keeps_them():
+  opt = optimizers.build_adam(0.01)
+  state = opt.init({"w": jnp.zeros(3)})
+  assert state["learning_rate"].dtype == jnp.float32 and state["step"].dtype == jnp.int32
+  new = opt.set_hparams(state, {"learning_rate": 0.5})
+  assert new["learning_rate"].dtype == jnp.float32 and float(new["learning_rate"]) == 0.5
+  assert state["learning_rate"] == np.float32(0.01)  # The input is not modified.
+  assert jax.tree.structure(new) == jax.tree.structure(state)
+
+
+def test_set_hparams_between_steps_changes_the_constant_learning_rate_under_jit():
+  opt = optimizers.build_sgdm(0.1, momentum=0.5)
+  params = {"w": jnp.array([1.0, -2.0])}
+  grads = {"w": jnp.array([1.0, 2.0])}
+  step = jax.jit(lambda k, s: opt.at_round(k).update(grads, s, params))
+  state = opt.init(params)
+  updates, state = step(jnp.int32(0), state)
+  np.testing.assert_allclose(updates["w"], [-0.1, -0.2], rtol=1e-6)
+  state = opt.set_hparams(state, {"learning_rate": 1.0, "momentum": 0.0})
+  updates, state = step(jnp.int32(1), state)
+  np.testing.assert_allclose(updates["w"], [-1.0, -2.0], rtol=1e-6)  # v = 0 * v + g
+
+
+def test_schedule_overrides_the_state_learning_rate_and_is_recorded():
+  opt = optimizers.build_sgdm(lambda r: 0.1 * (r + 1.0))
+  params, grads = {"w": jnp.ones(2)}, {"w": jnp.ones(2)}
+  state = opt.set_hparams(opt.init(params), {"learning_rate": 123.0})
+  updates, state = opt.at_round(2).update(grads, state, params)
+  np.testing.assert_allclose(updates["w"], [-0.3, -0.3], rtol=1e-6)
+  np.testing.assert_allclose(opt.get_hparams(state)["learning_rate"], 0.3, rtol=1e-6)
+  assert opt.initialize(params)["learning_rate"] == np.float32(0.1)  # schedule(0)
+
+
+def test_set_hparams_rejects_unknown_names():
+  opt = optimizers.build_sgdm(0.1)
+  state = opt.initialize(jax.ShapeDtypeStruct((1,), np.float32))
+  with pytest.raises(KeyError, match=r"no hyperparameter 'momentum'.*\['learning_rate'\]"):
+    opt.set_hparams(state, {"momentum": 0.9})
+  with pytest.raises(ValueError, match="expects a state with entries"):
+    opt.get_hparams(optimizers.build_adam().initialize(jax.ShapeDtypeStruct((1,), np.float32)))
+
+
+def test_mismatched_structures_raise_value_error_with_both_types():
+  opt = optimizers.build_adam(0.1)
+  state = opt.initialize([jax.ShapeDtypeStruct((2,), np.float32)])
+  with pytest.raises(ValueError, match=r"weights are \[float32\[2\]\], gradients are "
+                                       r"\(float32\[2\],\)"):
+    opt.next(state, [np.zeros(2, np.float32)], (np.zeros(2, np.float32),))
+  with pytest.raises(ValueError, match=r"accumulator does not match.*float32\[3\]"):
+    opt.next(state, [np.zeros(3, np.float32)], [np.zeros(3, np.float32)])
+  with pytest.raises(ValueError, match="initialize"):
+    opt.next(state, [np.zeros(3, np.float32)], [np.zeros(3, np.float32)])
+  # The optax path checks too (no silent broadcasting of a [1] gradient).
+  params = [jnp.zeros(2)]
+  with pytest.raises(ValueError, match=r"gradients must match the parameters"):
+    opt.update([jnp.zeros(1)], opt.init(params), params)
+  with pytest.raises(ValueError, match=r"accumulator does not match the gradients"):
+    opt.update([jnp.zeros(1)], opt.init(params))
+
+
+def test_yogi_accepts_zero_initial_preconditioner_and_sgdm_nesterov_needs_momentum():
+  opt = optimizers.build_yogi(0.1, initial_preconditioner_value=0.0)
+  state = opt.initialize(jax.ShapeDtypeStruct((1,), np.float32))
+  np.testing.assert_array_equal(state["preconditioner"], [0.0])
+  with pytest.raises(ValueError, match="Nesterov"):
+    optimizers.build_sgdm(0.1, momentum=0.0, nesterov=True)
+  with pytest.raises(ValueError, match="initial_preconditioner_value"):
+    optimizers.build_yogi(0.1, initial_preconditioner_value=-1.0)
+  _assert_steps_close(_run(optimizers.build_sgdm(0.1, 0.9, nesterov=True)),
+                      np_sgdm(0.1, 0.9, nesterov=True))
+
+
+class _HalfStep(optimizers.Optimizer):
+  """A TFF-style custom optimizer: only initialize and next."""
+
+  def initialize(self, specs):
+    return {"learning_rate": 0.5}
+
+  def next(self, state, weights, gradients):
+    lr = state["learning_rate"]
+    return state, jax.tree.map(lambda w, g: w - lr * g, weights, gradients)
+
+
+def test_tff_style_subclass_gets_the_optax_path():
+  opt = optimizers.as_optimizer(_HalfStep())
+  params = {"w": jnp.array([1.0, 2.0])}
+  state = opt.init(params)
+  assert state["learning_rate"].dtype == jnp.float32
+  updates, state = jax.jit(opt.at_round(3).update)({"w": jnp.array([2.0, 4.0])}, state, params)
+  np.testing.assert_allclose(updates["w"], [-1.0, -2.0])
+  with pytest.raises(TypeError, match="needs `params`"):
+    opt.update({"w": jnp.ones(2)}, state)
+  with pytest.raises(TypeError, match="subclass that defines initialize"):
+    optimizers.Optimizer()
+
+
+def test_wrapped_optax_and_keras_optimizers_have_tff_api():
+  # An optax transformation: TFF's API over its own state, no hparams...
+  opt = optimizers.as_optimizer(optax.sgd(0.5))
+  state = opt.initialize({"w": jax.ShapeDtypeStruct((2,), np.float32)})
+  state, w = opt.next(state, {"w": jnp.ones(2)}, {"w": jnp.ones(2)})
+  np.testing.assert_allclose(w["w"], [0.5, 0.5])
+  assert opt.get_hparams(state) == collections.OrderedDict()
+  with pytest.raises(KeyError, match="learning_rate"):
+    opt.set_hparams(state, {"learning_rate": 0.1})
+  # ...unless built with optax.inject_hyperparams, whose hyperparameters it exposes.
+  opt = optimizers.as_optimizer(optax.inject_hyperparams(optax.sgd)(learning_rate=0.5))
+  state = opt.initialize({"w": jax.ShapeDtypeStruct((2,), np.float32)})
+  state = opt.set_hparams(state, {"learning_rate": 0.25})
+  _, w = opt.next(state, {"w": jnp.ones(2)}, {"w": jnp.ones(2)})
+  np.testing.assert_allclose(w["w"], [0.75, 0.75])
+  # Optimizer(make, lr): the learning rate lives in the state.
+  opt = optimizers.Optimizer(optax.sgd, 0.1, "sgd")
+  state = opt.set_hparams(opt.initialize(jax.ShapeDtypeStruct((1,), np.float32)),
+                          {"learning_rate": 1.0})
+  _, w = opt.next(state, np.ones(1, np.float32), np.ones(1, np.float32))
+  np.testing.assert_allclose(w, [0.0])
+
+
+def test_keras_conversion_gives_tff_builders(keras):
+  converted = optimizers.as_optimizer(keras.optimizers.SGD(0.1, momentum=0.5, nesterov=True))
+  assert converted.nesterov and converted.momentum == 0.5
+  rms = optimizers.as_optimizer(keras.optimizers.RMSprop(0.01))
+  state = rms.initialize(jax.ShapeDtypeStruct((1,), np.float32))
+  assert list(rms.get_hparams(state)) == ["learning_rate"]
+
+
+def test_set_hparams_between_rounds_changes_the_server_learning_rate():
+  server = optimizers.build_sgdm(1.0, momentum=0.5)
+  with fedjit.backend("reference"):
+    trainer = fedjit.learning.algorithms.build_weighted_fed_avg(
+        softmax3_model(), optimizers.build_sgdm(0.1), server_optimizer_fn=server)
+    data = batched_clients([4, 6])
+    first = trainer.next(trainer.initialize(), data).state
+    opt_state, round_num = first.finalizer
+    assert server.get_hparams(opt_state) == collections.OrderedDict(
+        learning_rate=1.0, momentum=0.5)
+    frozen = first._replace(finalizer=(server.set_hparams(opt_state, {"learning_rate": 0.0}),
+                                       round_num))
+    second = trainer.next(frozen, data).state
+    moved = trainer.next(first, data).state
+  jax.tree.map(np.testing.assert_array_equal, second.global_model_weights.trainable,
+               first.global_model_weights.trainable)
+  assert any(np.any(np.asarray(a) != np.asarray(b)) for a, b in zip(
+      jax.tree.leaves(moved.global_model_weights.trainable),
+      jax.tree.leaves(first.global_model_weights.trainable)))

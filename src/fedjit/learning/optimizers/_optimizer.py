@@ -157,7 +157,7 @@ class Optimizer:
       return collections.OrderedDict()  # A TFF-style subclass without hparams.
     if self.learning_rate is not None:
       return collections.OrderedDict([(LEARNING_RATE_KEY, state[LEARNING_RATE_KEY])])
-    if isinstance(state, optax.InjectHyperparamsState):
+    if _is_inject_state(state):
       return collections.OrderedDict(state.hyperparams)
     return collections.OrderedDict()
 
@@ -191,7 +191,7 @@ class Optimizer:
     _check_hparam_names(self, current, hparams)
     if not hparams:
       return state
-    if isinstance(state, optax.InjectHyperparamsState):
+    if _is_inject_state(state):
       new = dict(state.hyperparams)
       new.update({k: _like(v, new[k]) for k, v in hparams.items()})
       return state._replace(hyperparams=new)
@@ -349,6 +349,15 @@ class Optimizer:
     else:
       lr_text = repr(lr)
     return f"Optimizer(name={self.name!r}, learning_rate={lr_text})"
+
+
+def _is_inject_state(state: Any) -> bool:
+  """Whether `state` is from `optax.inject_hyperparams(...)`."""
+  kinds = tuple(getattr(optax, n) for n in ("InjectHyperparamsState",
+                                            "InjectStatefulHyperparamsState")
+                if hasattr(optax, n))
+  return isinstance(state, kinds) or (
+      hasattr(state, "hyperparams") and hasattr(state, "inner_state"))
 
 
 def _defines_tff_api(cls: type) -> bool:
