@@ -59,8 +59,13 @@ def test_equality_and_hashing_by_value():
   assert TensorType(np.float32, [2]) != TensorType(np.float32, [None])
   assert StructType([("a", np.int32)]) != StructType([("b", np.int32)])
   assert len({a, b, TensorType(np.int32)}) == 2
-  # The Python container does not take part in equality.
-  assert StructType([np.int32], container=list) == StructType([np.int32], container=tuple)
+  # As in TFF, the Python container takes part in equality (StructWithPythonType)
+  # but not in assignability.
+  as_list = StructType([np.int32], container=list)
+  as_tuple = StructType([np.int32], container=tuple)
+  assert as_list != as_tuple and as_list != StructType([np.int32])
+  assert as_list.is_assignable_from(as_tuple) and as_tuple.is_assignable_from(as_list)
+  assert isinstance(as_list, fedjit.StructWithPythonType) and as_list.python_container is list
 
 
 def test_from_numpy_dtypes_shape_dtype_structs_and_pytrees():

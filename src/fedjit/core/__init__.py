@@ -18,6 +18,7 @@ from fedjit.core._intrinsics import (federated_aggregate,
                                      federated_select, federated_sum,
                                      federated_value, federated_zip,
                                      sequence_map, sequence_reduce, sequence_sum)
+from fedjit.core import _type_analysis as type_analysis
 from fedjit.core._type_analysis import (SumIncompatibleError, check_is_sum_compatible,
                                         is_average_compatible, is_min_max_compatible,
                                         is_structure_of_floats,
@@ -43,7 +44,7 @@ __all__ = [
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
     "federated_eval", "federated_select", "federated_min", "federated_max",
     "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
-    "ComputationReturnedNoneError", "SumIncompatibleError",
+    "ComputationReturnedNoneError", "SumIncompatibleError", "type_analysis",
     "check_is_sum_compatible", "is_sum_compatible", "is_average_compatible",
     "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
     "CLIENTS",

@@ -1,61 +1,142 @@
 """Federated types: tensors, structures, sequences, placed values, functions.
 
-Types print exactly as TFF prints them, compare by value and are hashable:
+Types print exactly as TFF prints them, compare by value, are hashable, and
+equal types are one object (TFF's interning):
 
   >>> import numpy as np, fedjit
   >>> str(fedjit.TensorType(np.float32, [None, 784]))
   'float32[?,784]'
   >>> str(fedjit.FederatedType(np.float32, fedjit.CLIENTS))
   '{float32}@CLIENTS'
+  >>> repr(fedjit.FederatedType(np.float32, fedjit.CLIENTS))
+  "FederatedType(TensorType(np.float32), PlacementLiteral('clients'), False)"
+  >>> fedjit.TensorType(np.int32) is fedjit.TensorType(np.int32)
+  True
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Iterable, Sequence as PySequence
+import dataclasses
+import typing
+import warnings
+import weakref
+from typing import Any, Iterable, Iterator, Sequence as PySequence
 
 import jax
 import numpy as np
 
-from fedjit.core._placements import CLIENTS, SERVER, Placement
+from fedjit.core._errors import (InvalidTypeError, TypeNotAssignableError,
+                                 TypesNotEquivalentError)
+from fedjit.core._placements import CLIENTS, SERVER, PlacementLiteral
 
 __all__ = [
     "Type",
     "TensorType",
     "StructType",
+    "StructWithPythonType",
     "SequenceType",
     "FederatedType",
     "FunctionType",
+    "AbstractType",
+    "PlacementType",
     "to_type",
     "infer_type",
 ]
 
 
-class Type:
-  """Base class of all fedjit types."""
+# Equal types are one object, as in TFF: construction looks the new type up
+# here by (class, value) and returns the existing one. Weak values, so types
+# nobody holds are dropped.
+_INTERNED: "weakref.WeakValueDictionary[tuple, Type]" = weakref.WeakValueDictionary()
+
+
+class _Intern(type):
+  """Metaclass: `TensorType(np.int32) is TensorType(np.int32)`."""
+
+  def __call__(cls, *args, **kwargs):
+    instance = super().__call__(*args, **kwargs)
+    key = (type(instance), instance._key())
+    try:
+      return _INTERNED.setdefault(key, instance)
+    except TypeError:  # an unhashable part (cannot happen for well-formed types)
+      return instance
+
+
+class Type(metaclass=_Intern):
+  """Base class of all fedjit types.
+
+  Types are immutable values: `==` compares them structurally, they hash, and
+  equal types are the same object. `str()` is TFF's compact form and `repr()`
+  TFF's constructor form.
+  """
+
+  def compact_representation(self) -> str:
+    """The one-line form, as `str()` gives it.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.StructType([('a', np.int32)]).compact_representation()
+      '<a=int32>'
+    """
+    return _string_representation(self, formatted=False)
+
+  def formatted_representation(self) -> str:
+    """A multi-line form with structures indented, for long types.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> print(fedjit.StructType([('a', np.int32), ('b', np.float32)])
+      ...       .formatted_representation())
+      <
+        a=int32,
+        b=float32
+      >
+    """
+    return _string_representation(self, formatted=True)
 
   def compact_str(self) -> str:
-    raise NotImplementedError
+    """Same as `compact_representation()` (fedjit's earlier name)."""
+    return self.compact_representation()
+
+  def children(self) -> Iterator["Type"]:
+    """The immediate child types (struct fields, the member, the element...).
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> [str(t) for t in fedjit.FunctionType(np.int32, np.float32).children()]
+      ['int32', 'float32']
+    """
+    return iter(())
 
   def __str__(self) -> str:
-    return self.compact_str()
+    return self.compact_representation()
 
   def __repr__(self) -> str:
-    return f"{type(self).__name__}({self.compact_str()!r})"
+    raise NotImplementedError
 
   def _key(self):
     raise NotImplementedError
 
   def __eq__(self, other) -> bool:
-    return type(other) is type(self) and self._key() == other._key()
+    return self is other or (type(other) is type(self) and self._key() == other._key())
+
+  def __ne__(self, other) -> bool:
+    return not self == other
 
   def __hash__(self) -> int:
-    return hash((type(self).__name__, self._key()))
+    h = self.__dict__.get("_hash")
+    if h is None:
+      h = hash((type(self).__name__, self._key()))
+      self.__dict__["_hash"] = h
+    return h
 
   def is_assignable_from(self, other: "Type") -> bool:
     """Whether a value of type `other` may be used where `self` is expected.
 
-    `?` dimensions accept any size, and `{T}@CLIENTS` accepts `T@CLIENTS`.
+    `?` dimensions accept any size, `{T}@CLIENTS` accepts `T@CLIENTS`, a named
+    structure accepts an unnamed one with the same fields (not the reverse),
+    and Python containers do not matter.
 
     Example:
       >>> import numpy as np, fedjit
@@ -65,6 +146,51 @@ class Type:
     """
     raise NotImplementedError
 
+  def check_assignable_from(self, other: "Type") -> None:
+    """Raises unless `self.is_assignable_from(other)`.
+
+    Raises:
+      TypeNotAssignableError: values of `other` cannot be used as `self`.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.TensorType(np.float32, [None]).check_assignable_from(
+      ...     fedjit.TensorType(np.float32, [3]))
+    """
+    if not self.is_assignable_from(other):
+      raise TypeNotAssignableError(
+          f"Expected {other} to be assignable to {self}.", source_type=other,
+          target_type=self)
+
+  def is_equivalent_to(self, other: "Type") -> bool:
+    """Whether each of `self` and `other` is assignable from the other.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.TensorType(np.int32).is_equivalent_to(fedjit.TensorType(np.int32, [1]))
+      False
+    """
+    return self.is_assignable_from(other) and other.is_assignable_from(self)
+
+  def check_equivalent_to(self, other: "Type") -> None:
+    """Raises unless `self.is_equivalent_to(other)`.
+
+    Raises:
+      TypesNotEquivalentError: the types are not equivalent.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> fedjit.TensorType(np.int32).check_equivalent_to(fedjit.TensorType(np.int32))
+    """
+    if not self.is_equivalent_to(other):
+      raise TypesNotEquivalentError(
+          f"Expected {self} to be equivalent to {other}.", first_type=self,
+          second_type=other)
+
+  def is_identical_to(self, other: "Type") -> bool:
+    """Whether the types are equal (`self == other`), containers included."""
+    return self == other
+
 
 def _dtype(spec) -> np.dtype:
   try:
@@ -73,6 +199,10 @@ def _dtype(spec) -> np.dtype:
     raise TypeError(
         f"Expected a dtype (such as np.float32, jnp.int32 or 'float32'), "
         f"got {spec!r}.") from e
+
+
+def _dtype_repr(dtype: np.dtype) -> str:
+  return f"np.{dtype.type.__name__}"
 
 
 class TensorType(Type):
@@ -89,6 +219,8 @@ class TensorType(Type):
     'int32[?,1]'
     >>> str(fedjit.TensorType(np.float32, 3))
     'float32[3]'
+    >>> repr(fedjit.TensorType(np.int32, [10]))
+    'TensorType(np.int32, (10,))'
   """
 
   def __init__(self, dtype, shape: "Iterable[int | None] | int" = ()):
@@ -110,11 +242,10 @@ class TensorType(Type):
           dims.append(None)
     self.shape = tuple(dims)
 
-  def compact_str(self) -> str:
+  def __repr__(self) -> str:
     if not self.shape:
-      return self.dtype.name
-    dims = ",".join("?" if d is None else str(d) for d in self.shape)
-    return f"{self.dtype.name}[{dims}]"
+      return f"TensorType({_dtype_repr(self.dtype)})"
+    return f"TensorType({_dtype_repr(self.dtype)}, {self.shape!r})"
 
   def _key(self):
     return (self.dtype.name, self.shape)
@@ -127,41 +258,124 @@ class TensorType(Type):
     return all(a is None or a == b for a, b in zip(self.shape, other.shape))
 
 
+def _is_name_value_pair(x, name_types=(str, type(None))) -> bool:
+  """A `(name, value)` field: a 2-sequence whose first item is a name (TFF's rule).
+
+  A dtype name such as 'float32' is a dtype here, not a field name (fedjit
+  accepts dtype names where TFF does not), so `('float32', [2])` stays the
+  tensor spec `float32[2]`.
+  """
+  return (isinstance(x, collections.abc.Sequence) and not isinstance(x, (str, bytes))
+          and len(x) == 2 and isinstance(x[0], name_types)
+          and not (isinstance(x[0], str) and _is_dtype_string(x[0])))
+
+
+def _to_named_types(elements) -> list[tuple[str | None, Type]]:
+  """`(name, type)` pairs from a StructType's `elements` argument (TFF's rule).
+
+  A single `(name, spec)` pair stands for a one-field structure; namedtuples
+  and mappings give their names; otherwise each element is a `(name, spec)`
+  pair or an unnamed spec.
+  """
+  if isinstance(elements, StructType):
+    return list(elements.items())
+  if isinstance(elements, Type):
+    raise TypeError(
+        f"StructType expects a list of field types or (name, type) pairs, got the "
+        f"single type {elements}; wrap it in a list: StructType([{elements!r}]).")
+  if _is_name_value_pair(elements):
+    elements = [elements]
+  elif _is_namedtuple(elements):
+    elements = list(zip(elements._fields, elements))
+  elif isinstance(elements, collections.abc.Mapping):
+    elements = list(elements.items())
+  out = []
+  for e in elements:
+    if _is_name_value_pair(e):
+      out.append((e[0], to_type(e[1])))
+    else:
+      out.append((None, to_type(e)))
+  return out
+
+
+_RESERVED: dict[type, frozenset] = {}
+
+
+def _reserved_names(cls: type) -> frozenset:
+  if cls not in _RESERVED:
+    _RESERVED[cls] = frozenset(dir(cls))
+  return _RESERVED[cls]
+
+
 class StructType(Type):
   """A structure of named or unnamed fields, printed `<a=int32,b=float32>`.
 
+  Fields are read by position (`t[0]`), by name (`t['a']`, or `t.a` as in
+  TFF), and iterating gives the field types.
+
   Args:
     elements: a sequence of types or `(name, type)` pairs, or a mapping from
-      names to types. Each type may be anything `to_type` accepts.
+      names to types. Each type may be anything `to_type` accepts. A single
+      `(name, type)` pair is a one-field structure, as in TFF.
     container: the Python container that values of this type are built with
-      (`tuple`, `list`, `dict`, a namedtuple class...). It does not take part
-      in equality.
+      (`tuple`, `list`, `dict`, a namedtuple, dataclass or attrs class...).
+      With a container the result is a `StructWithPythonType`, which is only
+      equal to structures with the same container (as in TFF).
+
+  Raises:
+    InvalidTypeError: two fields share a name, or a name is reserved (it
+      would hide an attribute of the type, such as `items`).
 
   Example:
     >>> import numpy as np, fedjit
-    >>> str(fedjit.StructType([('a', np.int32), ('b', np.float32)]))
-    '<a=int32,b=float32>'
+    >>> t = fedjit.StructType([('a', np.int32), ('b', np.float32)])
+    >>> str(t), str(t.b)
+    ('<a=int32,b=float32>', 'float32')
+    >>> repr(fedjit.StructType([np.int32]))
+    'StructType([TensorType(np.int32)])'
   """
 
+  def __new__(cls, elements=(), container=None, **kwargs):
+    if cls is StructType and container is not None:
+      cls = StructWithPythonType
+    return object.__new__(cls)
+
   def __init__(self, elements, container: type | None = None):
-    if isinstance(elements, collections.abc.Mapping):
-      items = list(elements.items())
-    else:
-      items = []
-      for e in elements:
-        if (isinstance(e, tuple) and len(e) == 2 and
-            (e[0] is None or isinstance(e[0], str))):
-          items.append(e)
-        else:
-          items.append((None, e))
-    self._items = tuple((n, to_type(t)) for n, t in items)
-    names = [n for n, _ in self._items if n is not None]
+    items = tuple(_to_named_types(elements))
+    names = [n for n, _ in items if n is not None]
+    for n in names:
+      if not isinstance(n, str):
+        raise InvalidTypeError(f"StructType field names must be strings or None, "
+                               f"got {n!r}.")
     if len(set(names)) != len(names):
-      raise ValueError(f"StructType field names must be unique, got {names}.")
-    self.container = container
+      raise InvalidTypeError(f"StructType field names must be unique, got {names}.")
+    reserved = sorted(set(names) & _reserved_names(type(self)))
+    if reserved:
+      raise InvalidTypeError(
+          f"StructType field names {reserved} are reserved: they would hide the "
+          f"type's own attributes (as in TFF, names such as 'items' or "
+          f"'python_container' cannot be used). Rename the field(s).")
+    self._items = items
+    self._container = container
+
+  @property
+  def container(self) -> type | None:
+    """The Python container values are built with (None for a plain struct)."""
+    return self._container
+
+  @property
+  def python_container(self) -> type | None:
+    """TFF's name for `container`: None for a plain `StructType`."""
+    return self._container
 
   def items(self) -> tuple[tuple[str | None, Type], ...]:
-    """The `(name, type)` pairs, in order."""
+    """The `(name, type)` pairs, in order.
+
+    Example:
+      >>> import numpy as np, fedjit
+      >>> [(n, str(t)) for n, t in fedjit.StructType([('a', np.int32)]).items()]
+      [('a', 'int32')]
+    """
     return self._items
 
   def names(self) -> tuple[str | None, ...]:
@@ -184,6 +398,9 @@ class StructType(Type):
     """
     return tuple(t for _, t in self._items)
 
+  def children(self) -> Iterator[Type]:
+    return iter(self.types())
+
   def __len__(self) -> int:
     return len(self._items)
 
@@ -196,7 +413,22 @@ class StructType(Type):
         if n == key:
           return t
       raise KeyError(f"{self} has no field {key!r}.")
+    if isinstance(key, slice):
+      return tuple(t for _, t in self._items[key])
     return self._items[key][1]
+
+  def __getattr__(self, name: str):
+    # Fields by name, as in TFF (`t.a`). Only called for names that are not
+    # attributes; names with underscores are never fields looked up this way
+    # while the object is being built or unpickled.
+    items = self.__dict__.get("_items")
+    if items is None or name.startswith("__"):
+      raise AttributeError(name)
+    for n, t in items:
+      if n == name:
+        return t
+    raise AttributeError(f"{self} has no field {name!r}; its fields are "
+                         f"{[n for n, _ in items if n]}.")
 
   def index_of(self, name: str) -> int:
     """The position of the field called `name`.
@@ -215,26 +447,77 @@ class StructType(Type):
     raise KeyError(f"{self} has no field {name!r}; its fields are "
                    f"{[n for n in self.names() if n]}.")
 
-  def compact_str(self) -> str:
-    parts = [(f"{n}={t}" if n is not None else str(t)) for n, t in self._items]
-    return "<" + ",".join(parts) + ">"
+  def _members_repr(self) -> str:
+    return ", ".join(f"('{n}', {t!r})" if n is not None else repr(t)
+                     for n, t in self._items)
+
+  def __repr__(self) -> str:
+    return f"StructType([{self._members_repr()}])"
 
   def _key(self):
-    return self._items
+    return (self._items, self._container)
 
   def is_assignable_from(self, other: Type) -> bool:
+    if self is other:
+      return True
     if not isinstance(other, StructType) or len(other) != len(self):
       return False
-    for (n1, t1), (n2, t2) in zip(self._items, other._items):
-      if n1 is not None and n2 is not None and n1 != n2:
+    for (target_name, target), (source_name, source) in zip(self._items, other._items):
+      # As in TFF: a named source field needs the same name in the target; an
+      # unnamed source field fits any target field.
+      if source_name is not None and source_name != target_name:
         return False
-      if not t1.is_assignable_from(t2):
+      if not target.is_assignable_from(source):
         return False
     return True
 
 
+class StructWithPythonType(StructType):
+  """A `StructType` paired with the Python container its values are built with.
+
+  `fedjit.to_type` gives one for lists, tuples, dicts, namedtuples,
+  dataclasses and attrs classes; `StructType(elements, container=c)` gives
+  one too. Unlike a plain `StructType`, the container takes part in
+  equality (as in TFF), but not in assignability.
+
+  Args:
+    elements: as for `StructType`.
+    container_type: the Python container class (`list`, `dict`, a
+      namedtuple class...).
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> t = fedjit.StructWithPythonType([np.int32, np.float32], list)
+    >>> str(t), repr(t)
+    ('<int32,float32>', 'StructType([TensorType(np.int32), TensorType(np.float32)]) as list')
+    >>> t == fedjit.StructWithPythonType([np.int32, np.float32], tuple)
+    False
+    >>> t.is_assignable_from(fedjit.StructWithPythonType([np.int32, np.float32], tuple))
+    True
+  """
+
+  def __init__(self, elements, container_type: type | None = None, *,
+               container: type | None = None):
+    c = container_type if container_type is not None else container
+    if c is None:
+      raise TypeError("StructWithPythonType needs a container type, e.g. "
+                      "StructWithPythonType([np.int32], list); use StructType for a "
+                      "structure without one.")
+    super().__init__(elements, c)
+
+  def __repr__(self) -> str:
+    return f"StructType([{self._members_repr()}]) as {self._container.__name__}"
+
+
 class SequenceType(Type):
   """A sequence (a client's dataset) of elements, printed `T*`.
+
+  As in TFF (whose sequences are tf.data datasets), list containers in the
+  element become tuples.
+
+  Raises:
+    InvalidTypeError: the element holds a federated, function or sequence
+      type.
 
   Example:
     >>> import numpy as np, fedjit
@@ -242,24 +525,56 @@ class SequenceType(Type):
     ...                          fedjit.TensorType(np.int32, [None, 1])))
     >>> str(t)
     '<float32[?,784],int32[?,1]>*'
+    >>> repr(fedjit.SequenceType(np.int32))
+    'SequenceType(TensorType(np.int32))'
   """
 
   def __init__(self, element):
-    self.element = to_type(element)
-    if isinstance(self.element, (FederatedType, FunctionType, SequenceType)):
-      raise TypeError(
-          f"A sequence's elements must be tensors or structures of tensors, "
-          f"got {self.element}.")
+    element = _lists_to_tuples(to_type(element))
+    bad = _first_in(element, (FederatedType, FunctionType, SequenceType))
+    if bad is not None:
+      raise InvalidTypeError(
+          f"A sequence's elements must be tensors or structures of tensors, got "
+          f"{element}, which holds the {_kind(bad)} {bad}. Sequences cannot hold "
+          f"federated, function or sequence types.")
+    self.element = element
 
-  def compact_str(self) -> str:
-    return f"{self.element}*"
+  def children(self) -> Iterator[Type]:
+    return iter((self.element,))
+
+  def __repr__(self) -> str:
+    return f"SequenceType({self.element!r})"
 
   def _key(self):
-    return self.element
+    return (self.element,)
 
   def is_assignable_from(self, other: Type) -> bool:
     return (isinstance(other, SequenceType) and
             self.element.is_assignable_from(other.element))
+
+
+def _lists_to_tuples(t: Type) -> Type:
+  if not isinstance(t, StructType):
+    return t
+  items = [(n, _lists_to_tuples(e)) for n, e in t.items()]
+  c = t.container
+  return StructType(items, container=tuple if c is list else c)
+
+
+def _first_in(t: Type, kinds: tuple) -> Type | None:
+  """The first type of one of `kinds` in `t` (itself included, preorder), or None."""
+  if isinstance(t, kinds):
+    return t
+  for child in t.children():
+    found = _first_in(child, kinds)
+    if found is not None:
+      return found
+  return None
+
+
+def _kind(t: Type) -> str:
+  return {FederatedType: "federated type", FunctionType: "function type",
+          SequenceType: "sequence type"}.get(type(t), "type")
 
 
 class FederatedType(Type):
@@ -268,8 +583,12 @@ class FederatedType(Type):
   Args:
     member: the type of each member (anything `to_type` accepts).
     placement: `fedjit.SERVER` or `fedjit.CLIENTS`.
-    all_equal: whether all members are equal. Defaults to True at SERVER and
-      False at CLIENTS. An all-equal value prints without braces.
+    all_equal: whether all members are equal. Defaults to the placement's
+      `default_all_equal`: True at SERVER, False at CLIENTS. An all-equal
+      value prints without braces.
+
+  Raises:
+    InvalidTypeError: the member holds a federated or function type.
 
   Example:
     >>> import numpy as np, fedjit
@@ -277,22 +596,30 @@ class FederatedType(Type):
     'float32@SERVER'
   """
 
-  def __init__(self, member, placement: Placement, all_equal: bool | None = None):
-    if not isinstance(placement, Placement):
+  def __init__(self, member, placement: PlacementLiteral, all_equal: bool | None = None):
+    if not isinstance(placement, PlacementLiteral):
       raise TypeError(
           f"FederatedType expects a placement (fedjit.SERVER or fedjit.CLIENTS) "
           f"as its second argument, got {placement!r}.")
-    self.member = to_type(member)
-    if isinstance(self.member, FederatedType):
-      raise TypeError(f"A federated type cannot hold another federated type "
-                      f"({self.member}).")
+    member = to_type(member)
+    if isinstance(member, FederatedType):
+      raise InvalidTypeError(f"A federated type cannot hold another federated type "
+                             f"({member}).")
+    bad = _first_in(member, (FederatedType, FunctionType))
+    if bad is not None:
+      raise InvalidTypeError(
+          f"A federated type cannot hold a {_kind(bad)}, got the member {member}, "
+          f"which holds {bad}.")
+    self.member = member
     self.placement = placement
-    self.all_equal = (placement == SERVER) if all_equal is None else bool(all_equal)
+    self.all_equal = (placement.default_all_equal if all_equal is None
+                      else bool(all_equal))
 
-  def compact_str(self) -> str:
-    if self.all_equal:
-      return f"{self.member}@{self.placement}"
-    return f"{{{self.member}}}@{self.placement}"
+  def children(self) -> Iterator[Type]:
+    return iter((self.member,))
+
+  def __repr__(self) -> str:
+    return f"FederatedType({self.member!r}, {self.placement!r}, {self.all_equal!r})"
 
   def _key(self):
     return (self.member, self.placement, self.all_equal)
@@ -313,15 +640,21 @@ class FunctionType(Type):
     >>> str(fedjit.FunctionType(fedjit.FederatedType(np.float32, fedjit.CLIENTS),
     ...                         fedjit.FederatedType(np.float32, fedjit.SERVER)))
     '({float32}@CLIENTS -> float32@SERVER)'
+    >>> repr(fedjit.FunctionType(None, np.float32))
+    'FunctionType(None, TensorType(np.float32))'
   """
 
   def __init__(self, parameter, result):
     self.parameter = None if parameter is None else to_type(parameter)
     self.result = to_type(result)
 
-  def compact_str(self) -> str:
-    p = "" if self.parameter is None else str(self.parameter)
-    return f"({p} -> {self.result})"
+  def children(self) -> Iterator[Type]:
+    if self.parameter is not None:
+      return iter((self.parameter, self.result))
+    return iter((self.result,))
+
+  def __repr__(self) -> str:
+    return f"FunctionType({self.parameter!r}, {self.result!r})"
 
   def _key(self):
     return (self.parameter, self.result)
@@ -331,20 +664,94 @@ class FunctionType(Type):
       return False
     if (self.parameter is None) != (other.parameter is None):
       return False
+    # Parameters are contravariant.
     if self.parameter is not None and not other.parameter.is_assignable_from(
         self.parameter):
       return False
     return self.result.is_assignable_from(other.result)
 
 
-def _is_dtype_like(x) -> bool:
-  if isinstance(x, (np.dtype, str)) or (isinstance(x, type) and
-                                        issubclass(x, np.generic)):
+class AbstractType(Type):
+  """A type variable, printed by its label (`T`), as in TFF's type signatures.
+
+  All occurrences of a label in one signature stand for the same concrete
+  type, e.g. `federated_map`'s `(<(T -> U),{T}@CLIENTS> -> {U}@CLIENTS)`.
+  fedjit computations are declared with concrete types (or inferred
+  ones), so abstract types only describe signatures; asking whether one is
+  assignable raises.
+
+  Args:
+    label: the variable's name.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> T = fedjit.AbstractType('T')
+    >>> str(fedjit.FunctionType(fedjit.FederatedType(T, fedjit.CLIENTS), T))
+    '({T}@CLIENTS -> T)'
+    >>> repr(T)
+    "AbstractType('T')"
+  """
+
+  def __init__(self, label: str):
+    if not isinstance(label, str):
+      raise TypeError(f"AbstractType expects a string label such as 'T', got {label!r}.")
+    self.label = label
+
+  def __repr__(self) -> str:
+    return f"AbstractType('{self.label}')"
+
+  def _key(self):
+    return (self.label,)
+
+  def is_assignable_from(self, other: Type) -> bool:
+    raise TypeError(
+        f"Abstract types are not comparable: {self} stands for a type that is "
+        f"only known once a signature is applied. Compare concrete types.")
+
+
+class PlacementType(Type):
+  """The type of placement literals (`fedjit.SERVER`, `fedjit.CLIENTS`),
+  printed `placement`. There is one placement type.
+
+  Example:
+    >>> import fedjit
+    >>> str(fedjit.PlacementType()), fedjit.PlacementType() is fedjit.PlacementType()
+    ('placement', True)
+  """
+
+  def __init__(self):
+    pass
+
+  def __repr__(self) -> str:
+    return "PlacementType()"
+
+  def _key(self):
+    return ()
+
+  def is_assignable_from(self, other: Type) -> bool:
+    return isinstance(other, PlacementType)
+
+
+_STRING_DTYPES: dict[str, bool] = {}
+
+
+def _is_dtype_string(x: str) -> bool:
+  """A dtype's name ('float32', 'int32', 'bool', 'bfloat16'), not a code like 'a'."""
+  if x not in _STRING_DTYPES:
     try:
-      np.dtype(x)
-      return True
+      with warnings.catch_warnings():  # NumPy warns for deprecated codes such as 'a'
+        warnings.simplefilter("ignore")
+        _STRING_DTYPES[x] = np.dtype(x).name == x
     except TypeError:
-      return False
+      _STRING_DTYPES[x] = False
+  return _STRING_DTYPES[x]
+
+
+def _is_dtype_like(x) -> bool:
+  if isinstance(x, str):
+    return _is_dtype_string(x)
+  if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
+    return True
   # jnp.float32 and friends are scalar-type objects with a `dtype` attribute.
   dt = getattr(x, "dtype", None)
   return callable(x) and isinstance(dt, np.dtype) and not hasattr(x, "shape")
@@ -352,53 +759,120 @@ def _is_dtype_like(x) -> bool:
 
 def _is_shape_like(x) -> bool:
   return isinstance(x, (list, tuple)) and all(
-      d is None or isinstance(d, (int, np.integer)) for d in x)
+      d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool))
+      for d in x)
+
+
+def _is_tensor_spec(x) -> bool:
+  """A `(dtype, shape)` pair such as `(np.float32, [None, 784])`."""
+  return (isinstance(x, tuple) and not _is_namedtuple(x) and len(x) == 2 and
+          _is_dtype_like(x[0]) and _is_shape_like(x[1]))
 
 
 def _is_namedtuple(x) -> bool:
   return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
-def to_type(spec: Any) -> Type:
-  """Converts a type specification into a fedjit `Type`.
+def _is_namedtuple_class(x) -> bool:
+  return isinstance(x, type) and issubclass(x, tuple) and hasattr(x, "_fields")
 
-  Accepted: a `Type`; a dtype (`np.float32`, `jnp.int32`, `'float32'`); a
-  `(dtype, shape)` pair; anything with `dtype` and `shape` (a
-  `jax.ShapeDtypeStruct`, a NumPy or JAX array); and tuples, lists, dicts and
-  namedtuples of these (a pytree), which become `StructType`s.
+
+def _is_attrs_class(c) -> bool:
+  return isinstance(c, type) and getattr(c, "__attrs_attrs__", None) is not None
+
+
+def _is_dataclass_class(c) -> bool:
+  return isinstance(c, type) and dataclasses.is_dataclass(c)
+
+
+def _record_fields(c: type) -> list[str]:
+  """Field names of an attrs class or dataclass, in order."""
+  if _is_attrs_class(c):
+    return [a.name for a in c.__attrs_attrs__]
+  return [f.name for f in dataclasses.fields(c)]
+
+
+_PY_SCALARS = {bool: np.bool_, int: np.int32, float: np.float32}
+
+
+def _annotated_fields(cls: type) -> list[tuple[str, Any]]:
+  """`(name, annotation)` for the fields of a NamedTuple, dataclass or attrs class."""
+  try:
+    hints = typing.get_type_hints(cls)
+  except Exception:  # noqa: BLE001  (unresolvable string annotations)
+    hints = dict(getattr(cls, "__annotations__", {}))
+  names = list(cls._fields) if _is_namedtuple_class(cls) else _record_fields(cls)
+  out = []
+  for n in names:
+    if n not in hints:
+      raise TypeError(
+          f"Cannot use the class {cls.__name__} as a type spec: its field {n!r} has no "
+          f"type annotation. Annotate every field with a type spec (e.g. "
+          f"{n}: np.float32), or pass an instance whose fields hold type specs.")
+    a = hints[n]
+    out.append((n, _PY_SCALARS.get(a, a)))
+  return out
+
+
+def to_type(spec: Any) -> Type:
+  """Converts a type specification into a fedjit `Type` (TFF's `to_type`).
+
+  Accepted:
+
+  * a `Type`;
+  * a dtype: `np.float32`, `jnp.int32`, `np.dtype('int32')` or a dtype name
+    such as `'float32'`;
+  * a `(dtype, shape)` pair: `(np.float32, [None, 784])` is `float32[?,784]`;
+  * anything with `dtype` and `shape` (a `jax.ShapeDtypeStruct`, an array);
+  * a list or tuple of specs, `(name, spec)` pairs, or both: a list with a
+    `(name, spec)` pair is a plain named `StructType`
+    (`[('a', np.int32), ('b', np.float32)]` is `<a=int32,b=float32>`), a
+    single pair `('a', np.int32)` is `<a=int32>`, and otherwise the list or
+    tuple is kept as the container of a `StructWithPythonType`;
+  * a dict, namedtuple, dataclass or attrs instance whose fields hold specs;
+  * a `typing.NamedTuple`, dataclass or attrs class whose field annotations
+    are specs (Python `int`, `float`, `bool` mean int32, float32, bool).
+
+  Raises:
+    TypeError: `spec` is none of these (the message lists what is accepted).
 
   Example:
     >>> import jax, numpy as np, fedjit
     >>> str(fedjit.to_type([jax.ShapeDtypeStruct((784, 10), np.float32),
     ...                     jax.ShapeDtypeStruct((10,), np.float32)]))
     '<float32[784,10],float32[10]>'
+    >>> str(fedjit.to_type([('x', np.int32), ('y', (np.float32, [2]))]))
+    '<x=int32,y=float32[2]>'
   """
   if isinstance(spec, Type):
     return spec
   if _is_dtype_like(spec):
     return TensorType(_dtype(spec))
-  if hasattr(spec, "dtype") and hasattr(spec, "shape") and not isinstance(
-      spec, (list, tuple, dict)):
+  if (hasattr(spec, "dtype") and hasattr(spec, "shape") and not isinstance(spec, type)
+      and not isinstance(spec, (list, tuple, dict))):
     return TensorType(spec.dtype, tuple(spec.shape))
-  if (isinstance(spec, tuple) and not _is_namedtuple(spec) and len(spec) == 2 and
-      _is_dtype_like(spec[0]) and _is_shape_like(spec[1])):
+  if _is_tensor_spec(spec):
     return TensorType(_dtype(spec[0]), spec[1])
   if _is_namedtuple(spec):
-    return StructType([(n, to_type(v)) for n, v in zip(spec._fields, spec)],
-                      container=type(spec))
-  if isinstance(spec, collections.abc.Mapping):
-    return StructType([(str(k), to_type(v)) for k, v in spec.items()],
-                      container=type(spec))
+    return StructType(list(zip(spec._fields, spec)), container=type(spec))
   if isinstance(spec, (list, tuple)):
-    return StructType([to_type(v) for v in spec], container=type(spec))
+    if any(_is_name_value_pair(e, str) for e in spec):
+      # Named fields: a plain structure, without the Python container (TFF).
+      return StructType(spec)
+    return StructType(spec, container=type(spec))
+  if isinstance(spec, collections.abc.Mapping):
+    return StructType([(str(k), v) for k, v in spec.items()], container=type(spec))
+  if _is_attrs_class(type(spec)) or _is_dataclass_class(type(spec)):
+    return StructType([(n, getattr(spec, n)) for n in _record_fields(type(spec))],
+                      container=type(spec))
+  if _is_namedtuple_class(spec) or _is_attrs_class(spec) or _is_dataclass_class(spec):
+    return StructType(_annotated_fields(spec), container=spec)
   raise TypeError(
       f"Cannot interpret {spec!r} (of Python type {type(spec).__name__}) as a "
       f"fedjit type. Expected a fedjit Type, a dtype such as np.float32, a "
-      f"(dtype, shape) pair, a jax.ShapeDtypeStruct, or a tuple/list/dict of "
-      f"these.")
-
-
-_PY_SCALARS = {bool: np.bool_, int: np.int32, float: np.float32}
+      f"(dtype, shape) pair, a jax.ShapeDtypeStruct, a list/tuple/dict of "
+      f"these or of (name, spec) pairs, or a namedtuple, dataclass or attrs "
+      f"instance or class whose fields are these.")
 
 
 def infer_type(value: Any) -> Type:
@@ -428,6 +902,9 @@ def infer_type(value: Any) -> Type:
                       container=type(value))
   if isinstance(value, (list, tuple)):
     return StructType([infer_type(v) for v in value], container=type(value))
+  if _is_attrs_class(type(value)) or _is_dataclass_class(type(value)):
+    return StructType([(n, infer_type(getattr(value, n)))
+                       for n in _record_fields(type(value))], container=type(value))
   raise TypeError(
       f"Cannot infer a fedjit type for {value!r} of Python type "
       f"{type(value).__name__}; expected arrays, Python numbers, or "
@@ -436,13 +913,7 @@ def infer_type(value: Any) -> Type:
 
 def check_no_placement_in(t: Type) -> bool:
   """True if `t` contains no FederatedType or FunctionType."""
-  if isinstance(t, (FederatedType, FunctionType)):
-    return False
-  if isinstance(t, StructType):
-    return all(check_no_placement_in(e) for e in t.types())
-  if isinstance(t, SequenceType):
-    return check_no_placement_in(t.element)
-  return True
+  return _first_in(t, (FederatedType, FunctionType)) is None
 
 
 def build_container(t: StructType, values: PySequence[Any]):
@@ -455,6 +926,8 @@ def build_container(t: StructType, values: PySequence[Any]):
     return c(zip(names, values))
   if c in (list, tuple):
     return c(values)
+  if c is not None and (_is_attrs_class(c) or _is_dataclass_class(c)):
+    return c(**dict(zip(names, values)))
   if names and all(n is not None for n in names):
     return dict(zip(names, values))
   if any(n is not None for n in names):
@@ -484,5 +957,69 @@ def struct_fields(t: StructType, value: Any) -> list[Any]:
       raise TypeError(f"Expected a structure of {len(t)} fields for {t}, got "
                       f"{len(value)} fields.")
     return list(value)
+  if _is_attrs_class(type(value)) or _is_dataclass_class(type(value)):
+    fields = _record_fields(type(value))
+    if len(fields) != len(t) or any(n is not None and n != f for n, f in zip(names, fields)):
+      raise TypeError(f"Expected a structure {t} with fields {list(names)}, got a "
+                      f"{type(value).__name__} with fields {fields}.")
+    return [getattr(value, f) for f in fields]
   raise TypeError(f"Expected a structure {t} (a tuple, list or dict), got "
                   f"{type(value).__name__}.")
+
+
+def _string_representation(type_spec: Type, formatted: bool) -> str:
+  """TFF's compact (one line) or formatted (indented) form of a type."""
+
+  def combine(components):
+    lines = [""]
+    for component in components:
+      lines[-1] = lines[-1] + component[0]
+      lines.extend(component[1:])
+    return lines
+
+  def indent(lines):
+    return ["  " + e for e in lines]
+
+  def lines_for_named_types(items):
+    lines = []
+    for index, (name, t) in enumerate(items):
+      if index != 0:
+        lines.append([",", ""] if formatted else [","])
+      element_lines = lines_for_type(t)
+      if name is not None:
+        element_lines = combine([[f"{name}="], element_lines])
+      lines.append(element_lines)
+    return combine(lines)
+
+  def lines_for_type(t):
+    if isinstance(t, AbstractType):
+      return [t.label]
+    if isinstance(t, FederatedType):
+      member_lines = lines_for_type(t.member)
+      placement_line = f"@{t.placement}"
+      if t.all_equal:
+        return combine([member_lines, [placement_line]])
+      return combine([["{"], member_lines, ["}"], [placement_line]])
+    if isinstance(t, FunctionType):
+      parameter_lines = [""] if t.parameter is None else lines_for_type(t.parameter)
+      return combine([["("], parameter_lines, [" -> "], lines_for_type(t.result), [")"]])
+    if isinstance(t, StructType):
+      if not len(t):
+        return ["<>"]
+      elements_lines = lines_for_named_types(t.items())
+      if formatted:
+        return combine([["<", ""], indent(elements_lines), ["", ">"]])
+      return combine([["<"], elements_lines, [">"]])
+    if isinstance(t, PlacementType):
+      return ["placement"]
+    if isinstance(t, SequenceType):
+      return combine([lines_for_type(t.element), ["*"]])
+    if isinstance(t, TensorType):
+      if not t.shape:
+        return [t.dtype.name]
+      dims = ",".join("?" if d is None else str(d) for d in t.shape)
+      return [f"{t.dtype.name}[{dims}]"]
+    raise NotImplementedError(f"Unexpected type found: {type(t)}.")
+
+  lines = [line.rstrip() for line in lines_for_type(type_spec)]
+  return "\n".join(lines) if formatted else "".join(lines)
