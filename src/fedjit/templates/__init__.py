@@ -12,7 +12,8 @@ from fedjit.templates._errors import (TemplateInitFnParamNotEmptyError,
                                       TemplatePlacementError,
                                       TemplateStateNotAssignableError)
 from fedjit.templates._iterative_process import IterativeProcess, is_stateful
+from fedjit.templates._measured_process import MeasuredProcess, MeasuredProcessOutput
 
-__all__ = ["IterativeProcess", "is_stateful", "TemplateInitFnParamNotEmptyError",
+__all__ = ["IterativeProcess", "is_stateful", "MeasuredProcess", "MeasuredProcessOutput", "TemplateInitFnParamNotEmptyError",
            "TemplateStateNotAssignableError", "TemplateNextFnNumArgsError",
            "TemplateNotMeasuredProcessOutputError", "TemplatePlacementError"]
