@@ -151,7 +151,7 @@ class _TffOptimizer(Optimizer):
   def _check_state(self, state: Any) -> None:
     expected = list(self._hparam_keys()) + (["step"] if self._STEP else []) + [
         name for name, _ in self._slots()]
-    if not isinstance(state, Mapping) or list(state) != expected:
+    if not isinstance(state, Mapping) or sorted(state) != sorted(expected):
       got = list(state) if isinstance(state, Mapping) else _describe(state)
       raise ValueError(
           f"Optimizer {self.name!r} expects a state with entries {expected} (from its "
@@ -178,6 +178,7 @@ class _TffOptimizer(Optimizer):
     if learning_rate is not None:
       hp[LEARNING_RATE_KEY] = learning_rate
     step = state["step"] + 1 if self._STEP else None
+    hp = self._prepare(hp, step)
     names = [name for name, _ in self._slots()]
     deltas = []
     new_slots = {name: [] for name in names}
@@ -207,8 +208,22 @@ class _TffOptimizer(Optimizer):
       new_state[name] = jax.tree.unflatten(slot_def, new_slots[name])
     return new_state, deltas, treedef
 
+  def _prepare(self, hp: dict, step: Any) -> dict:
+    """Values shared by every leaf of one step (e.g. a bias-corrected rate)."""
+    del step
+    return hp
+
   def _leaf(self, hp: dict, step: Any, g: jax.Array, *slots: jax.Array):
     raise NotImplementedError
+
+
+class _BiasCorrected(_TffOptimizer):
+  """Adam and Yogi: TFF's `normalized_lr`, computed once per step."""
+  _HPARAMS = (LEARNING_RATE_KEY, "beta_1", "beta_2", "epsilon")
+  _STEP = True
+
+  def _prepare(self, hp, step):
+    return dict(hp, normalized_lr=_bias_corrected_lr(hp, step))
 
 
 def _cast(x: Any, dtype: Any) -> jax.Array:
@@ -293,14 +308,12 @@ def build_sgdm(learning_rate: LearningRate = 0.01, momentum: float | None = None
 # Adam.
 
 
-class _Adam(_TffOptimizer):
-  _HPARAMS = (LEARNING_RATE_KEY, "beta_1", "beta_2", "epsilon")
+class _Adam(_BiasCorrected):
   _SLOTS = (("accumulator", 0.0), ("preconditioner", 0.0))
-  _STEP = True
 
   def _leaf(self, hp, step, g, a, p):
     dtype = g.dtype
-    normalized_lr = _bias_corrected_lr(hp, step)
+    normalized_lr = hp["normalized_lr"]
     a = a + (g - a) * (1.0 - _cast(hp["beta_1"], dtype))
     p = p + (jnp.square(g) - p) * (1.0 - _cast(hp["beta_2"], dtype))
     delta = _cast(normalized_lr, dtype) * a / (jnp.sqrt(p) + _cast(hp["epsilon"], dtype))
@@ -351,14 +364,12 @@ def build_adam(learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
 # Yogi.
 
 
-class _Yogi(_TffOptimizer):
-  _HPARAMS = (LEARNING_RATE_KEY, "beta_1", "beta_2", "epsilon")
+class _Yogi(_BiasCorrected):
   _SLOTS = (("accumulator", 0.0), ("preconditioner", "initial_preconditioner_value"))
-  _STEP = True
 
   def _leaf(self, hp, step, g, a, p):
     dtype = g.dtype
-    normalized_lr = _bias_corrected_lr(hp, step)
+    normalized_lr = hp["normalized_lr"]
     a = a + (g - a) * (1.0 - _cast(hp["beta_1"], dtype))
     g2 = jnp.square(g)
     sign = jnp.sign(g2 - p)
