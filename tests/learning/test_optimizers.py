@@ -575,3 +575,27 @@ def test_set_hparams_between_rounds_changes_the_server_learning_rate():
   assert any(np.any(np.asarray(a) != np.asarray(b)) for a, b in zip(
       jax.tree.leaves(moved.global_model_weights.trainable),
       jax.tree.leaves(first.global_model_weights.trainable)))
+
+
+def test_schedule_learning_rate_steps_under_jit_and_as_server_optimizer():
+  opt = optimizers.schedule_learning_rate(optimizers.build_sgdm(1.0, momentum=0.0),
+                                          lambda i: 0.1 * 0.5 ** i.astype(jnp.float32))
+  params = {"w": jnp.ones(2)}
+  grads = {"w": jnp.ones(2)}
+
+  def body(carry, _):
+    w, s = carry
+    updates, s = opt.update(grads, s, w)
+    return (optax.apply_updates(w, updates), s), s["optimizer"]["learning_rate"]
+
+  (w, state), lrs = jax.lax.scan(body, (params, opt.init(params)), length=3)
+  np.testing.assert_allclose(lrs, [0.05, 0.025, 0.0125], rtol=1e-6)  # after steps 1..3
+  np.testing.assert_allclose(w["w"], 1.0 - (0.1 + 0.05 + 0.025), rtol=1e-6)
+  assert int(state["round_num"]) == 3
+  with fedjit.backend("vectorized"):
+    trainer = fedjit.learning.algorithms.build_weighted_fed_avg(
+        softmax3_model(), optimizers.build_sgdm(0.1), server_optimizer_fn=opt)
+    state = trainer.initialize()
+    for _ in range(2):
+      state = trainer.next(state, batched_clients([4, 6])).state
+  assert int(state.finalizer[0]["round_num"]) == 2

@@ -22,6 +22,7 @@ from fedjit.learning.optimizers._convert import as_optimizer
 from fedjit.learning.optimizers._optimizer import (LEARNING_RATE_KEY, Optimizer,
                                                    check_weights_gradients_match,
                                                    check_weights_state_match)
+from fedjit.learning.optimizers._scheduling import schedule_learning_rate
 
 __all__ = [
     "LEARNING_RATE_KEY",
@@ -34,4 +35,5 @@ __all__ = [
     "build_yogi",
     "check_weights_gradients_match",
     "check_weights_state_match",
+    "schedule_learning_rate",
 ]

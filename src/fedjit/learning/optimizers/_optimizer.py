@@ -493,7 +493,7 @@ def tree_as_arrays(tree: Any) -> Any:
   """Python numbers and NumPy values as strongly typed JAX arrays."""
   def convert(x):
     if isinstance(x, jax.Array):
-      return x
+      return jnp.asarray(x, x.dtype)  # Drops a weak type.
     if isinstance(x, bool):
       return jnp.asarray(x)
     if isinstance(x, int):
