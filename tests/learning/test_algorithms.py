@@ -396,6 +396,19 @@ def test_fed_eval_and_central_evaluate_agree_with_numpy():
   np.testing.assert_allclose(central["accuracy"], accuracy, atol=1e-6)
 
 
+def test_fed_eval_uses_the_distributor_and_refuses_other_metrics_aggregators():
+  from test_aggregators import _counting_broadcast
+  model = _model()
+  evaluator = learning.build_fed_eval(model_fn=_model,
+                                      model_distributor=_counting_broadcast(model.weights_type))
+  out = evaluator.next(evaluator.initialize(), _clients())
+  out = evaluator.next(out.state, _clients())
+  assert out.metrics["distributor"] == {"broadcasts": 2}
+  assert out.metrics["client_work"]["eval"]["total_rounds_metrics"]["num_examples"] == 48
+  with pytest.raises(NotImplementedError, match="sum_then_finalize"):
+    learning.build_fed_eval(model, metrics_aggregator=lambda finalizers, t: None)
+
+
 def test_evaluate_does_not_keep_models_alive():
   import gc
   import weakref

@@ -12,11 +12,14 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType
 from fedjit.core._values import pad_sequences, normalize
-from fedjit.learning.algorithms._fed_avg import as_model, initial_weights_fn
+from fedjit.learning.algorithms._fed_avg import (_accepts_model_fn, as_model,
+                                                initial_weights_fn)
+from fedjit.learning.metrics import sum_then_finalize
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
 from fedjit._tracebacks import api_boundary
-from fedjit.learning.templates import (LearningAlgorithmState, LearningProcess,
-                                       LearningProcessOutput)
+from fedjit.learning.templates import (DistributionProcess, LearningAlgorithmState,
+                                       LearningProcess, LearningProcessOutput,
+                                       build_broadcast_process)
 
 __all__ = ["build_fed_eval", "evaluate"]
 
@@ -28,6 +31,7 @@ def _metric_sums(model: FunctionalModel, data, weights):
   return data.reduce(model.metrics_init(), step, with_mask=True)
 
 
+@_accepts_model_fn
 @api_boundary
 def build_fed_eval(model: Any, model_distributor: Any = None,
                    metrics_aggregator: Any = None) -> LearningProcess:
@@ -39,14 +43,34 @@ def build_fed_eval(model: Any, model_distributor: Any = None,
   `['total_rounds_metrics']` (all calls so far). Put the model to evaluate
   into the state with `set_model_weights`.
 
+  Args:
+    model: a `FunctionalModel` or a function returning one (or `model_fn=`).
+    model_distributor: a `DistributionProcess` sending the model to the
+      clients; default broadcast.
+    metrics_aggregator: only the default, `sum_then_finalize`, for now: the
+      running totals need the sums, so other aggregators are refused.
+
+  Raises:
+    NotImplementedError: for a metrics_aggregator other than
+      `sum_then_finalize`.
+
   Example:
     >>> evaluator = build_fed_eval(model)
     >>> state = evaluator.set_model_weights(evaluator.initialize(), weights)
     >>> metrics = evaluator.next(state, test_data).metrics
   """
-  del model_distributor, metrics_aggregator
+  if metrics_aggregator not in (None, sum_then_finalize):
+    raise NotImplementedError(
+        f"build_fed_eval sums the clients' metrics and finalizes the sum (keeping "
+        f"running totals of the sums), so it takes no other metrics_aggregator yet; got "
+        f"{metrics_aggregator!r}. Leave metrics_aggregator out, or pass "
+        f"fedjit.learning.metrics.sum_then_finalize.")
   model = as_model(model)
   weights_type = model.weights_type
+  distributor = model_distributor or build_broadcast_process(weights_type)
+  if not isinstance(distributor, DistributionProcess):
+    raise TypeError(f"build_fed_eval expects model_distributor to be a "
+                    f"fedjit.learning.templates.DistributionProcess, got {distributor!r}.")
   data_type = SequenceType(model.input_spec)
   init_weights = initial_weights_fn(model)
 
@@ -69,7 +93,7 @@ def build_fed_eval(model: Any, model_distributor: Any = None,
   def initialize_fn():
     return fedjit.federated_zip(LearningAlgorithmState(
         global_model_weights=fedjit.federated_value(init_weights(), SERVER),
-        distributor=fedjit.federated_value((), SERVER),
+        distributor=distributor.initialize(),
         client_work=fedjit.federated_value(zero_sums(), SERVER),
         aggregator=fedjit.federated_value((), SERVER),
         finalizer=fedjit.federated_value((), SERVER)))
@@ -78,15 +102,16 @@ def build_fed_eval(model: Any, model_distributor: Any = None,
 
   @fedjit.federated_computation(state_type, FederatedType(data_type, CLIENTS))
   def next_fn(state, client_data):
+    distributed = distributor.next(state.distributor, state.global_model_weights)
     sums = fedjit.federated_sum(fedjit.federated_map(
-        client_eval, (client_data, fedjit.federated_broadcast(state.global_model_weights))))
+        client_eval, (client_data, distributed.result)))
     out = fedjit.federated_map(add_and_finalize, (state.client_work, sums))
     new_state = fedjit.federated_zip(LearningAlgorithmState(
-        global_model_weights=state.global_model_weights, distributor=state.distributor,
+        global_model_weights=state.global_model_weights, distributor=distributed.state,
         client_work=out[0], aggregator=state.aggregator, finalizer=state.finalizer))
     empty = fedjit.federated_value((), SERVER)
     metrics = fedjit.federated_zip(dict(
-        distributor=empty,
+        distributor=distributed.measurements,
         client_work=fedjit.federated_zip(dict(eval=fedjit.federated_zip(dict(
             current_round_metrics=out[1], total_rounds_metrics=out[2])))),
         aggregator=empty, finalizer=empty))
