@@ -130,3 +130,145 @@ def test_an_int_shape_means_a_vector():
   assert str(TensorType(np.int32, np.int64(5))) == "int32[5]"
   with pytest.raises(TypeError, match="use \\(\\) for a scalar"):
     TensorType(np.float32, None)
+
+
+# ------------------------------------------------ TFF compatibility (issue 13)
+
+@pytest.mark.parametrize("spec, expected", [
+    ([("a", np.int32), ("b", np.float32)], "<a=int32,b=float32>"),
+    ([("x", np.int32), ("item0", (np.float32, [2]))], "<x=int32,item0=float32[2]>"),
+    (("a", np.int32), "<a=int32>"),
+    ([np.float32, ("a", np.int32)], "<float32,a=int32>"),
+    ((np.float32, [None, 784]), "float32[?,784]"),  # (dtype, shape) stays a tensor
+    (("float32", [2]), "float32[2]"),  # dtype names are dtypes, not field names
+    ([("float32", [2]), ("int32", [3])], "<float32[2],int32[3]>"),
+])
+def test_named_struct_specs(spec, expected):
+  assert str(fedjit.to_type(spec)) == expected
+
+
+def test_named_struct_spec_declares_computations():
+  @fedjit.jax_computation([("x", np.float32), ("y", np.float32)])
+  def multiply(x, y):
+    return x * y
+
+  assert str(multiply.type_signature) == "(<x=float32,y=float32> -> float32)"
+  assert float(multiply(2.0, 3.0)) == 6.0
+
+  @fedjit.federated_computation(fedjit.FederatedType([("x", np.float32), ("item0", np.float32)],
+                                                     CLIENTS))
+  def mean(v):
+    return fedjit.federated_mean(v)
+
+  assert str(mean.type_signature) == (
+      "({<x=float32,item0=float32>}@CLIENTS -> <x=float32,item0=float32>@SERVER)")
+  out = mean([{"x": 1.0, "item0": 2.0}, {"x": 3.0, "item0": 6.0}])
+  assert float(out["x"]) == 2.0 and float(out["item0"]) == 4.0
+
+
+def test_namedtuple_and_dataclass_classes_as_specs():
+  import dataclasses
+  from typing import NamedTuple
+
+  class Point(NamedTuple):
+    x: np.float32
+    n: int  # Python int means int32 (JAX's default), bool bool, float float32
+
+  t = fedjit.to_type(Point)
+  assert repr(t) == ("StructType([('x', TensorType(np.float32)), "
+                     "('n', TensorType(np.int32))]) as Point")
+
+  @fedjit.jax_computation(Point)
+  def step(p):
+    return Point(p.x * 2, p.n + 1)
+
+  assert step(Point(1.5, 2)) == Point(3.0, 3)
+
+  @dataclasses.dataclass
+  class Pair:
+    a: object
+    b: object
+
+  pair_type = fedjit.to_type(Pair(a=np.int32, b=(np.float32, [2])))
+  assert pair_type.python_container is Pair and str(pair_type) == "<a=int32,b=float32[2]>"
+  assert str(fedjit.infer_type(Pair(a=1, b=np.zeros(2, np.float32)))) == "<a=int32,b=float32[2]>"
+
+  class Untyped(NamedTuple):
+    x: "NoSuchName"  # noqa: F821
+
+  with pytest.raises(TypeError, match="Cannot interpret"):
+    fedjit.to_type(Untyped)
+
+
+def test_struct_fields_by_attribute_and_reserved_names():
+  t = fedjit.to_type([("a", np.int32), ("b", np.float32)])
+  assert t.a == TensorType(np.int32) and t.b is t[1]
+  with pytest.raises(AttributeError, match="no field 'c'; its fields are \\['a', 'b'\\]"):
+    t.c
+  with pytest.raises(fedjit.InvalidTypeError, match="'items'.*reserved"):
+    StructType([("items", np.int32)])
+  with pytest.raises(ValueError, match="unique"):
+    StructType([("a", np.int32), ("a", np.int32)])
+
+
+def test_invalid_types_are_type_and_value_errors():
+  with pytest.raises(fedjit.InvalidTypeError, match="cannot hold a function type"):
+    FederatedType(StructType([FunctionType(np.int32, np.int32)]), CLIENTS)
+  with pytest.raises(ValueError, match="holds the sequence type int32\\*"):
+    SequenceType(StructType([SequenceType(np.int32)]))
+  assert issubclass(fedjit.InvalidTypeError, TypeError)
+  assert issubclass(fedjit.FederatedValueError, fedjit.FederatedTypeError)
+  assert issubclass(fedjit.FederatedValueError, ValueError)
+
+
+def test_sequences_turn_list_containers_into_tuples():
+  t = SequenceType(fedjit.to_type([np.float32, {"y": [np.int32]}]))
+  assert t.element.python_container is tuple
+  assert t.element[1].python_container is dict
+  assert t.element[1]["y"].python_container is tuple
+
+
+def test_check_assignable_from_and_equivalence():
+  named = StructType([("a", np.int32)])
+  unnamed = StructType([np.int32])
+  named.check_assignable_from(unnamed)
+  with pytest.raises(fedjit.TypeNotAssignableError, match="Expected <a=int32> to be "
+                     "assignable to <int32>") as e:
+    unnamed.check_assignable_from(named)
+  assert e.value.source_type is named and e.value.target_type is unnamed
+  assert not named.is_equivalent_to(unnamed)
+
+
+def test_abstract_and_placement_types():
+  T = fedjit.AbstractType("T")
+  assert str(FunctionType(FederatedType(T, CLIENTS), FederatedType(T, SERVER))) == (
+      "({T}@CLIENTS -> T@SERVER)")
+  with pytest.raises(TypeError, match="Abstract types are not comparable"):
+    T.is_assignable_from(TensorType(np.int32))
+  assert fedjit.PlacementType().is_assignable_from(fedjit.PlacementType())
+  with pytest.raises(fedjit.FederatedTypeError, match="holds the abstract type T"):
+    fedjit.federated_computation(FederatedType(T, CLIENTS))(lambda x: x)
+
+
+def test_placement_literals():
+  assert fedjit.PlacementLiteral is fedjit.Placement
+  assert (fedjit.SERVER.name, fedjit.SERVER.uri, fedjit.SERVER.default_all_equal) == (
+      "SERVER", "server", True)
+  assert repr(fedjit.CLIENTS) == "PlacementLiteral('clients')"
+  with pytest.raises(ValueError, match="no placement literal with uri 'devices'"):
+    fedjit.uri_to_placement_literal("devices")
+
+
+def test_pickled_types_and_placements_are_the_interned_objects():
+  import copy
+  import pickle
+  t = FederatedType(fedjit.to_type({"w": (np.float32, [2]), "n": [np.int32]}), CLIENTS)
+  assert pickle.loads(pickle.dumps(t)) is t
+  assert copy.deepcopy(t) is t
+  assert pickle.loads(pickle.dumps(CLIENTS)) is CLIENTS
+
+
+def test_formatted_representation():
+  t = FederatedType(StructType([("w", TensorType(np.float32, [2])), ("n", np.int32)]), SERVER)
+  assert t.formatted_representation() == "<\n  w=float32[2],\n  n=int32\n>@SERVER"
+  assert str(t) == "<w=float32[2],n=int32>@SERVER"

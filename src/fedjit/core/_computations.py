@@ -23,7 +23,8 @@ from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
 from fedjit.core._sequence import PaddedSequence, Sequence
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
                                 StructType, TensorType, Type,
-                                check_no_placement_in, struct_fields, to_type)
+                                check_concrete, check_no_placement_in,
+                                struct_fields, to_type)
 from fedjit.core._values import abstract_value
 
 # JAX's errors for Python control flow or conversions on traced values.
@@ -143,6 +144,8 @@ def check_64_bit(fn_name: str, types: list[Type]) -> None:
 def _param_types(fn_name: str, names: list[str], types: tuple) -> list[Type]:
   """One type per Python parameter, from the decorator's arguments."""
   types = [to_type(t) for t in types]
+  for t in types:
+    check_concrete(t, fn_name)
   check_64_bit(fn_name, types)
   if len(types) == len(names):
     return types

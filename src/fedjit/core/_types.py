@@ -26,8 +26,8 @@ from typing import Any, Iterable, Iterator, Sequence as PySequence
 import jax
 import numpy as np
 
-from fedjit.core._errors import (InvalidTypeError, TypeNotAssignableError,
-                                 TypesNotEquivalentError)
+from fedjit.core._errors import (FederatedTypeError, InvalidTypeError,
+                                 TypeNotAssignableError, TypesNotEquivalentError)
 from fedjit.core._placements import CLIENTS, SERVER, PlacementLiteral
 
 __all__ = [
@@ -61,6 +61,12 @@ class _Intern(type):
       return _INTERNED.setdefault(key, instance)
     except TypeError:  # an unhashable part (cannot happen for well-formed types)
       return instance
+
+
+def _restore(cls: type, state: dict) -> "Type":
+  t = object.__new__(cls)
+  t.__dict__.update(state)
+  return _INTERNED.setdefault((cls, t._key()), t)
 
 
 class Type(metaclass=_Intern):
@@ -130,6 +136,12 @@ class Type(metaclass=_Intern):
       h = hash((type(self).__name__, self._key()))
       self.__dict__["_hash"] = h
     return h
+
+  def __reduce__(self):
+    # Unpickling and deep copies give back the interned type; the cached hash
+    # is left out (string hashes differ between processes).
+    state = {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    return (_restore, (type(self), state))
 
   def is_assignable_from(self, other: "Type") -> bool:
     """Whether a value of type `other` may be used where `self` is expected.
@@ -914,6 +926,20 @@ def infer_type(value: Any) -> Type:
 def check_no_placement_in(t: Type) -> bool:
   """True if `t` contains no FederatedType or FunctionType."""
   return _first_in(t, (FederatedType, FunctionType)) is None
+
+
+def check_concrete(t: Type, fn_name: str) -> None:
+  """Raises unless `t` holds no AbstractType or PlacementType (computations
+  declare concrete types)."""
+  bad = _first_in(t, (AbstractType, PlacementType))
+  if bad is not None:
+    raise FederatedTypeError(
+        f"'{fn_name}' declares the type {t}, which holds the "
+        f"{'abstract type ' + str(bad) if isinstance(bad, AbstractType) else 'placement type'}"
+        f"; fedjit computations take concrete types (tensors, structures, sequences "
+        f"and federated types of these). AbstractType and PlacementType describe "
+        f"signatures only. Declare the concrete type, or leave the types out of "
+        f"@fedjit.jax_computation to have them inferred from the arguments.")
 
 
 def build_container(t: StructType, values: PySequence[Any]):
