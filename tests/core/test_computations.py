@@ -462,3 +462,67 @@ def test_64_bit_types_are_exact_in_x64_mode(tmp_path):
     np.testing.assert_allclose(float(fields[3]), (1.0 + 3e-9) / 4.0, rtol=1e-14)
     np.testing.assert_allclose(float(fields[4]), 3.0 * (1.0 + 3e-9) / 4.0, rtol=1e-14)
     assert fields[5] == "float64"
+
+
+# ---------------------------------------------------- function-typed parameters
+
+_SCALE = fedjit.FunctionType(np.float32, np.float32)
+
+
+@fedjit.federated_computation(_SCALE, F32_CLIENTS)
+def _map_then_sum(f, x):
+  return fedjit.federated_sum(fedjit.federated_map(f, x))
+
+
+@fedjit.jax_computation(np.float32)
+def _triple(x):
+  return 3.0 * x
+
+
+def test_function_parameter_applied_with_federated_map(any_backend):
+  assert str(_map_then_sum.type_signature) == (
+      "(<f=(float32 -> float32),x={float32}@CLIENTS> -> float32@SERVER)")
+  # 3 * (1 + 2 + 4) and 0.5 more per client for add_half.
+  np.testing.assert_allclose(_map_then_sum(_triple, [1.0, 2.0, 4.0]), 21.0)
+  np.testing.assert_allclose(_map_then_sum(add_half, [1.0, 2.0, 4.0]), 8.5)
+  np.testing.assert_allclose(_map_then_sum(lambda v: v * v, [1.0, 2.0, 4.0]), 21.0)
+
+
+def test_function_parameter_compiles_once_per_function():
+  @fedjit.federated_computation(_SCALE, F32_CLIENTS)
+  def map_then_mean(f, x):
+    return fedjit.federated_mean(fedjit.federated_map(f, x))
+
+  with fedjit.backend("vectorized") as b:
+    for data in ([1.0, 2.0], [3.0, 5.0]):
+      map_then_mean(_triple, data)
+    assert b.compilations(map_then_mean._bound({0: _triple})) == 1
+
+
+def test_function_parameter_passed_on_through_nested_computations(any_backend):
+  @fedjit.federated_computation(_SCALE, F32_CLIENTS)
+  def outer(g, x):
+    return _map_then_sum(g, fedjit.federated_map(g, x))
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def with_triple(x):
+    return outer(_triple, x)
+
+  np.testing.assert_allclose(outer(_triple, [1.0, 2.0]), 27.0)   # 9 * (1 + 2)
+  np.testing.assert_allclose(with_triple([1.0, 2.0]), 27.0)
+
+
+def test_function_parameter_misuse_says_what_was_expected():
+  with pytest.raises(fedjit.FederatedTypeError, match=r"expects a function of type \(float32 -> float32\)"):
+    _map_then_sum(fedjit.jax_computation(np.int32)(lambda v: v), [1.0])
+  with pytest.raises(fedjit.FederatedTypeError, match="not the federated computation"):
+    _map_then_sum(_map_then_sum, [1.0])
+  with pytest.raises(fedjit.FederatedOperationError, match="can only be called or passed"):
+    fedjit.federated_computation(_SCALE)(lambda f: f)
+  with pytest.raises(fedjit.FederatedTypeError, match="must be unplaced"):
+    fedjit.federated_computation(fedjit.FunctionType(F32_CLIENTS, F32_SERVER))(lambda f: 1)
+
+
+def test_returning_none_is_a_value_error():
+  with pytest.raises(ValueError, match="returned None"):
+    fedjit.federated_computation(F32_CLIENTS)(lambda x: None)

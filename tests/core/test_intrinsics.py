@@ -458,6 +458,130 @@ def test_federated_secure_sum_refuses_inputs_out_of_range(backend):
     _secure_sums([1, 2, 3, -1, 4], [[0, 0]] * 5)
 
 
+@fedjit.federated_computation(_at_clients(I32), I32)
+def _secure_sum_with_bound_argument(n, bound):
+  return fedjit.federated_secure_sum(n, bound)
+
+
+def test_federated_secure_sum_bound_computed_in_the_computation(backend):
+  assert int(_secure_sum_with_bound_argument([3, 4, 5], 5)) == 12
+  with pytest.raises(ValueError, match="client 2 holds the value 5"):
+    _secure_sum_with_bound_argument([3, 4, 5], 4)
+
+
+@fedjit.federated_computation(_at_clients(I32), _at_clients(I32))
+def _wide_modular_sums(a, b):
+  return (fedjit.federated_secure_modular_sum(a, np.int32(2 ** 31 - 1)),
+          fedjit.federated_secure_modular_sum(b, 7))
+
+
+def test_federated_secure_modular_sum_exact_near_int32_limits(backend):
+  a = [2 ** 31 - 2, 2 ** 31 - 3, 5, 2 ** 30]
+  b = [-1, -8, 20, 3]                      # negative values count as v mod 7
+  wide, small = _wide_modular_sums(a, b)
+  assert int(wide) == sum(a) % (2 ** 31 - 1)   # Python integers: no overflow
+  assert int(small) == sum(x % 7 for x in b) % 7
+
+
+def test_secure_sum_bounds_checked_while_tracing():
+  with pytest.raises(fedjit.FederatedValueError, match="bitwidth in \\[0, 62\\]"):
+    fedjit.federated_computation(_at_clients(I32))(
+        lambda x: fedjit.federated_secure_sum_bitwidth(x, 63))
+  with pytest.raises(fedjit.FederatedValueError, match="positive modulus"):
+    fedjit.federated_computation(_at_clients(I32))(
+        lambda x: fedjit.federated_secure_modular_sum(x, 0))
+  with pytest.raises(fedjit.SumIncompatibleError, match="not fully known"):
+    fedjit.federated_computation(_at_clients(fedjit.TensorType(np.int32, [None])))(
+        fedjit.federated_sum)
+  with pytest.raises(fedjit.SumIncompatibleError, match="bool is not numeric"):
+    fedjit.federated_computation(_at_clients(np.bool_))(fedjit.federated_sum)
+
+
+# ------------------------------------------------ federated_min / max / eval
+
+_MINMAX_T = (fedjit.TensorType(np.float32, [2]), I32)
+
+
+@fedjit.federated_computation(_at_clients(_MINMAX_T))
+def _min_max(x):
+  return fedjit.federated_min(x), fedjit.federated_max(x)
+
+
+def test_federated_min_and_max_of_structures(backend):
+  rng = _rng(3)
+  vs = rng.normal(size=(NUM_CLIENTS, 2)).astype(np.float32)
+  ns = rng.integers(-50, 50, size=NUM_CLIENTS).astype(np.int32)
+  lo, hi = _min_max([(v, n) for v, n in zip(vs, ns)])
+  np.testing.assert_array_equal(np.asarray(lo[0]), vs.min(axis=0))
+  np.testing.assert_array_equal(np.asarray(hi[0]), vs.max(axis=0))
+  assert int(lo[1]) == ns.min() and int(hi[1]) == ns.max()
+
+
+@fedjit.jax_computation
+def _ones_and_two():
+  return jnp.ones(2, jnp.float32), jnp.int32(2)
+
+
+@fedjit.federated_computation(_at_clients(F32))
+def _evals(x):
+  at_clients = fedjit.federated_eval(_ones_and_two, CLIENTS)
+  total = fedjit.federated_sum(fedjit.federated_map(lambda v: v[1], at_clients))
+  return at_clients, fedjit.federated_eval(_ones_and_two, SERVER), total
+
+
+def test_federated_eval_at_clients_and_server(backend):
+  at_clients, at_server, total = _evals([0.0] * NUM_CLIENTS)
+  assert str(_evals.type_signature.result) == (
+      "<{<float32[2],int32>}@CLIENTS,<float32[2],int32>@SERVER,int32@SERVER>")
+  assert len(at_clients) == NUM_CLIENTS
+  for member in at_clients + [at_server]:
+    np.testing.assert_array_equal(np.asarray(member[0]), np.ones(2, np.float32))
+    assert int(member[1]) == 2
+  assert int(total) == 2 * NUM_CLIENTS
+
+
+# ------------------------------------------------------------ federated_select
+
+_TABLE_T = (fedjit.TensorType(np.float32, [5, 2]), fedjit.TensorType(np.int32, [5]))
+
+
+@fedjit.jax_computation(_TABLE_T, np.int32)
+def _table_row(table, key):
+  return table[0][key], table[1][key]
+
+
+@fedjit.federated_computation(_at_clients(fedjit.TensorType(np.int32, [3])), _at_server(_TABLE_T))
+def _select_rows(keys, table):
+  max_key = fedjit.federated_value(np.int32(4), SERVER)
+  selected = fedjit.federated_select(keys, max_key, table, _table_row)
+
+  @fedjit.jax_computation(fedjit.SequenceType((fedjit.TensorType(np.float32, [2]), I32)))
+  def total(rows):
+    return rows.reduce((jnp.zeros(2, jnp.float32), jnp.int32(0)),
+                       lambda acc, r: (acc[0] + r[0], acc[1] + r[1]))
+  return selected, fedjit.federated_map(total, selected)
+
+
+def test_federated_select_sends_each_client_its_rows(backend):
+  rng = _rng(4)
+  rows = rng.normal(size=(5, 2)).astype(np.float32)
+  ids = np.array([10, 11, 12, 13, 14], np.int32)
+  keys = rng.integers(0, 5, size=(NUM_CLIENTS, 3)).astype(np.int32)
+  selected, totals = _select_rows(list(keys), (rows, ids))
+  assert str(_select_rows.type_signature.result[0]) == "{<float32[2],int32>*}@CLIENTS"
+  for client_keys, seq, (row_sum, id_sum) in zip(keys, selected, totals):
+    assert len(seq) == 3
+    for k, element in zip(client_keys, seq):
+      np.testing.assert_array_equal(np.asarray(element[0]), rows[k])
+      assert int(element[1]) == ids[k]
+    _close(row_sum, rows[client_keys].astype(np.float64).sum(axis=0))
+    assert int(id_sum) == ids[client_keys].sum()
+  bad = keys.copy()
+  bad[1, 2] = 5
+  with pytest.raises(ValueError, match="client 1 holds the key 5"):
+    _select_rows(list(bad), (rows, ids))
+
+
 # -------------------------------------------------------------- sequences
 
 def _sum_squares_and_count(acc, batch):
