@@ -70,6 +70,17 @@ def np_adam(lr, b1=0.9, b2=0.999, eps=1e-7):
   return _run_reference(step, lambda p: (np.zeros_like(p), np.zeros_like(p)))
 
 
+def np_adamw(lr, b1=0.9, b2=0.999, eps=1e-7, wd=0.004):
+  # TFF's build_adamw: decoupled weight decay on the weights before the step.
+  def step(w, g, s, t):
+    acc, v = s
+    acc = b1 * acc + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g**2
+    normalization = np.sqrt(1 - b2**t) / (1 - b1**t)
+    return w - lr * (normalization * acc / (np.sqrt(v) + eps) + wd * w), (acc, v)
+  return _run_reference(step, lambda p: (np.zeros_like(p), np.zeros_like(p)))
+
+
 def np_yogi(lr, b1=0.9, b2=0.999, eps=1e-3, init=1e-6):
   # TFF's Yogi: accumulator from 0, preconditioner from `init`, lr normalized.
   def step(w, g, st, t):
@@ -147,6 +158,8 @@ BUILDER_CASES = {
     "adam": (lambda: optimizers.build_adam(0.01), lambda: np_adam(0.01)),
     "adam-custom": (lambda: optimizers.build_adam(0.05, 0.8, 0.99, 1e-3),
                     lambda: np_adam(0.05, 0.8, 0.99, 1e-3)),
+    "adamw": (lambda: optimizers.build_adamw(0.05, weight_decay=0.1),
+              lambda: np_adamw(0.05, wd=0.1)),
     "yogi": (lambda: optimizers.build_yogi(0.01), lambda: np_yogi(0.01)),
     "yogi-custom": (lambda: optimizers.build_yogi(0.1, 0.5, 0.9, 1e-2, 0.1),
                     lambda: np_yogi(0.1, 0.5, 0.9, 1e-2, 0.1)),
@@ -346,6 +359,7 @@ KERAS_CASES = {
     "sgdm": lambda k: k.optimizers.SGD(0.02, momentum=0.9),
     "sgdm-nesterov": lambda k: k.optimizers.SGD(0.02, momentum=0.9, nesterov=True),
     "adam": lambda k: k.optimizers.Adam(0.01),
+    "adamw": lambda k: k.optimizers.AdamW(0.01, weight_decay=0.1),
     "adagrad": lambda k: k.optimizers.Adagrad(0.1, initial_accumulator_value=0.2),
     "rmsprop": lambda k: k.optimizers.RMSprop(0.01),
     "rmsprop-momentum-centered": lambda k: k.optimizers.RMSprop(
@@ -599,3 +613,16 @@ def test_schedule_learning_rate_steps_under_jit_and_as_server_optimizer():
     for _ in range(2):
       state = trainer.next(state, batched_clients([4, 6])).state
   assert int(state.finalizer[0]["round_num"]) == 2
+
+
+def test_adamw_dense_version_of_tffs_indexed_slices_case():
+  # TFF's adamw_test with the IndexedSlices gradient as its dense array: with
+  # beta_1 = beta_2 = 0, w = 1 - 0.5 * (g / (|g| + 1e-7) + 0.004 * 1).
+  opt = optimizers.build_adamw(0.5, beta_1=0.0, beta_2=0.0)
+  state = opt.initialize(jax.ShapeDtypeStruct((4, 2), np.float32))
+  grads = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]], np.float32)
+  _, w = opt.next(state, np.ones((4, 2), np.float32), grads)
+  np.testing.assert_allclose(w, [[0.498, 0.498], [0.998, 0.998], [0.498, 0.498],
+                                 [0.998, 0.998]], rtol=1e-6, atol=1e-6)
+  with pytest.raises(TypeError, match="needs? the parameters|depends on the parameters"):
+    opt.update(grads, opt.init(np.ones((4, 2), np.float32)))

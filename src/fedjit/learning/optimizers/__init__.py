@@ -16,7 +16,7 @@ Example:
   >>> updates, opt_state = opt.at_round(round_num).update(delta, opt_state, params)
 """
 
-from fedjit.learning.optimizers._builders import (build_adagrad, build_adam,
+from fedjit.learning.optimizers._builders import (build_adagrad, build_adam, build_adamw,
                                                   build_rmsprop, build_sgdm, build_yogi)
 from fedjit.learning.optimizers._convert import as_optimizer
 from fedjit.learning.optimizers._optimizer import (LEARNING_RATE_KEY, Optimizer,
@@ -30,6 +30,7 @@ __all__ = [
     "as_optimizer",
     "build_adagrad",
     "build_adam",
+    "build_adamw",
     "build_rmsprop",
     "build_sgdm",
     "build_yogi",

@@ -28,7 +28,8 @@ from fedjit.learning.optimizers._optimizer import (LEARNING_RATE_KEY, LearningRa
                                                    tree_as_arrays,
                                                    zeros_like_specs)
 
-__all__ = ["build_adagrad", "build_adam", "build_rmsprop", "build_sgdm", "build_yogi"]
+__all__ = ["build_adagrad", "build_adam", "build_adamw", "build_rmsprop", "build_sgdm",
+           "build_yogi"]
 
 
 class _TffOptimizer(Optimizer):
@@ -43,6 +44,7 @@ class _TffOptimizer(Optimizer):
   _HPARAMS: tuple[str, ...] = ()
   _SLOTS: tuple[tuple[str, str], ...] = ()  # (name, attribute holding the fill)
   _STEP = False
+  _NEEDS_WEIGHTS = False  # Whether _leaf takes the weight as `w=`.
 
   def __init__(self, name: str, learning_rate: LearningRate, **hparams: Any):
     super().__init__(None, learning_rate, name)
@@ -52,6 +54,14 @@ class _TffOptimizer(Optimizer):
 
   def _hparam_keys(self) -> tuple[str, ...]:
     return self._HPARAMS
+
+  def _state_keys(self) -> list[str]:
+    """The state's entries in TFF's order."""
+    return (list(self._hparam_keys()) + (["step"] if self._STEP else []) +
+            [name for name, _ in self._slots()])
+
+  def _ordered(self, entries: dict) -> collections.OrderedDict:
+    return collections.OrderedDict((k, entries[k]) for k in self._state_keys())
 
   def _slots(self) -> tuple[tuple[str, Any], ...]:
     return tuple((name, getattr(self, fill) if isinstance(fill, str) else fill)
@@ -77,7 +87,7 @@ class _TffOptimizer(Optimizer):
       state["step"] = 0
     for name, fill in self._slots():
       state[name] = zeros_like_specs(specs, fill)
-    return state
+    return self._ordered(state)
 
   def next(self, state: State, weights: Any, gradients: Any) -> tuple[State, Any]:
     """One step of TFF's update; `None` gradients leave their weights as they are.
@@ -141,6 +151,9 @@ class _TffOptimizer(Optimizer):
             f"{self.name}: the gradients must match the parameters in structure and "
             f"shapes, but {why}: parameters are {describe_tree(params)}, gradients "
             f"are {describe_tree(grads)}.")
+    if params is None and self._NEEDS_WEIGHTS:
+      raise TypeError(f"{self.name}'s update depends on the parameters (weight decay): "
+                      f"call update(grads, state, params).")
     new_state, deltas, treedef = self._step(state, grads, params, learning_rate,
                                             strict=False)
     updates = [None if d is None else -d for d in deltas]
@@ -149,8 +162,7 @@ class _TffOptimizer(Optimizer):
   # The step ----------------------------------------------------------------
 
   def _check_state(self, state: Any) -> None:
-    expected = list(self._hparam_keys()) + (["step"] if self._STEP else []) + [
-        name for name, _ in self._slots()]
+    expected = self._state_keys()
     if not isinstance(state, Mapping) or sorted(state) != sorted(expected):
       got = list(state) if isinstance(state, Mapping) else _describe(state)
       raise ValueError(
@@ -182,14 +194,17 @@ class _TffOptimizer(Optimizer):
     names = [name for name, _ in self._slots()]
     deltas = []
     new_slots = {name: [] for name in names}
-    for i, g in enumerate(g_leaves):
+    w_leaves = (jax.tree.leaves(weights, is_leaf=_is_none) if self._NEEDS_WEIGHTS
+                else [None] * len(g_leaves))
+    for i, (g, w) in enumerate(zip(g_leaves, w_leaves)):
       old = [slots[name][i] for name in names]
       if g is None:
         deltas.append(None)
         out = old
       else:
         dtype = old[0].dtype if old else jnp.result_type(g)
-        delta, *out = self._leaf(hp, step, jnp.asarray(g, dtype), *old)
+        extra = {"w": jnp.asarray(w, dtype)} if self._NEEDS_WEIGHTS else {}
+        delta, *out = self._leaf(hp, step, jnp.asarray(g, dtype), *old, **extra)
         deltas.append(delta)
         out = [jnp.asarray(o, s.dtype) for o, s in zip(out, old)]
       for name, value in zip(names, out):
@@ -206,7 +221,7 @@ class _TffOptimizer(Optimizer):
     for name in names:
       slot_def = jax.tree.structure(state[name], is_leaf=_is_none)
       new_state[name] = jax.tree.unflatten(slot_def, new_slots[name])
-    return new_state, deltas, treedef
+    return self._ordered(new_state), deltas, treedef
 
   def _prepare(self, hp: dict, step: Any) -> dict:
     """Values shared by every leaf of one step (e.g. a bias-corrected rate)."""
@@ -358,6 +373,76 @@ def build_adam(learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
   check_range("beta_2", beta_2, 0.0, 1.0)
   check_range("epsilon", epsilon, 0.0, math.inf)
   return _Adam("adam", learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+
+
+# ---------------------------------------------------------------------------
+# AdamW.
+
+
+class _AdamW(_BiasCorrected):
+  _HPARAMS = (LEARNING_RATE_KEY, "beta_1", "beta_2", "epsilon", "weight_decay")
+  _SLOTS = (("accumulator", 0.0), ("preconditioner", 0.0))
+  _NEEDS_WEIGHTS = True
+
+  def _state_keys(self):  # TFF's order: weight_decay comes last.
+    return [LEARNING_RATE_KEY, "beta_1", "beta_2", "epsilon", "step", "accumulator",
+            "preconditioner", "weight_decay"]
+
+  def _prepare(self, hp, step):
+    f32 = jnp.float32
+    t = jnp.asarray(step, f32)
+    b1, b2 = jnp.asarray(hp["beta_1"], f32), jnp.asarray(hp["beta_2"], f32)
+    return dict(hp, normalization=jnp.sqrt(1.0 - jnp.power(b2, t)) / (1.0 - jnp.power(b1, t)))
+
+  def _leaf(self, hp, step, g, a, p, *, w):
+    dtype = g.dtype
+    a = a + (g - a) * (1.0 - _cast(hp["beta_1"], dtype))
+    p = p + (jnp.square(g) - p) * (1.0 - _cast(hp["beta_2"], dtype))
+    delta = _cast(hp[LEARNING_RATE_KEY], dtype) * (
+        _cast(hp["normalization"], dtype) * a / (jnp.sqrt(p) + _cast(hp["epsilon"], dtype))
+        + _cast(hp["weight_decay"], dtype) * w)
+    return delta, a, p
+
+
+def build_adamw(learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
+                beta_2: float = 0.999, epsilon: float = 1e-7,
+                weight_decay: float = 0.004) -> Optimizer:
+  """AdamW (Loshchilov and Hutter 2019), as TFF's `build_adamw` computes it.
+
+  At step `t` (counting from 1), with accumulator `m` and preconditioner `v`
+  starting at zero and decoupled weight decay `wd`:
+
+      m = m + (g - m) * (1 - beta_1)
+      v = v + (g**2 - v) * (1 - beta_2)
+      normalization = sqrt(1 - beta_2**t) / (1 - beta_1**t)
+      w = w - lr * (normalization * m / (sqrt(v) + epsilon) + wd * w)
+
+  State: `learning_rate, beta_1, beta_2, epsilon, step, accumulator,
+  preconditioner, weight_decay` (TFF's order). The optax `update` needs
+  `params` (the decay uses the weights).
+
+  Args:
+    learning_rate: a non-negative float or a schedule `round_num -> lr`.
+    beta_1: decay of the first moment, in [0, 1).
+    beta_2: decay of the second moment, in [0, 1).
+    epsilon: a small non-negative float for numerical stability.
+    weight_decay: a non-negative float (Keras's default 0.004).
+
+  Returns:
+    An `Optimizer` named `"adamw"`.
+
+  Raises:
+    ValueError: if a hyperparameter is out of range.
+
+  Example:
+    >>> opt = build_adamw(learning_rate=1e-3, weight_decay=1e-4)
+  """
+  check_range("beta_1", beta_1, 0.0, 1.0)
+  check_range("beta_2", beta_2, 0.0, 1.0)
+  check_range("epsilon", epsilon, 0.0, math.inf)
+  check_range("weight_decay", weight_decay, 0.0, math.inf)
+  return _AdamW("adamw", learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                weight_decay=weight_decay)
 
 
 # ---------------------------------------------------------------------------

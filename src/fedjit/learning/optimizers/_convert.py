@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import optax
 
-from fedjit.learning.optimizers._builders import build_adagrad, build_adam, build_sgdm
+from fedjit.learning.optimizers._builders import (build_adagrad, build_adam, build_adamw,
+                                                  build_sgdm)
 from fedjit.learning.optimizers._optimizer import Optimizer, _describe, check_range
 
 __all__ = ["as_optimizer"]
@@ -105,7 +106,8 @@ _KERAS_HINTS = {
     "amsgrad": "optax.amsgrad(lr) (optax's AMSGrad variant)",
 }
 _KERAS_SUPPORTED = ("fedjit converts Keras SGD (learning_rate, momentum, nesterov), "
-                    "Adam (learning_rate, beta_1, beta_2, epsilon), Adagrad "
+                    "Adam (learning_rate, beta_1, beta_2, epsilon), AdamW (and "
+                    "weight_decay), Adagrad "
                     "(learning_rate, initial_accumulator_value, epsilon) and RMSprop "
                     "(learning_rate, rho, momentum, epsilon, centered) with a constant "
                     "learning rate")
@@ -132,7 +134,7 @@ def _from_keras(opt: Any) -> Optimizer:
     return TypeError(f"Cannot convert {where} with {what}: {_KERAS_SUPPORTED}. "
                      f"{instead}.")
 
-  supported = kind in ("SGD", "Adam", "Adagrad", "RMSprop")
+  supported = kind in ("SGD", "Adam", "AdamW", "Adagrad", "RMSprop")
   if not supported or not cls.__module__.startswith(_KERAS_PREFIXES):
     raise TypeError(f"Cannot convert {where} (class {cls.__module__}.{kind}): "
                     f"{_KERAS_SUPPORTED}. Use a fedjit builder (build_sgdm, "
@@ -147,6 +149,7 @@ def _from_keras(opt: Any) -> Optimizer:
         "are functions of the round number, not of the Keras step")
   # The Keras config holds the float32 variable's value; recover the short decimal.
   lr = float(str(np.float32(lr)))
+  weight_decay = config.pop("weight_decay", None) if kind == "AdamW" else None
   for key, off in _KERAS_COMMON_OFF.items():
     value = config.pop(key, off)
     if value != off and not (off is None and value == 0):
@@ -160,12 +163,13 @@ def _from_keras(opt: Any) -> Optimizer:
   if kind == "SGD":
     momentum, nesterov = float(take("momentum", 0.0)), bool(take("nesterov", False))
     result = build_sgdm(lr, momentum or None, nesterov=nesterov and bool(momentum))
-  elif kind == "Adam":
+  elif kind in ("Adam", "AdamW"):
     if take("amsgrad", False):
       raise unsupported("amsgrad=True", _KERAS_HINTS["amsgrad"])
     b1, b2 = float(take("beta_1", 0.9)), float(take("beta_2", 0.999))
     eps = float(take("epsilon", 1e-7))
-    result = build_adam(lr, b1, b2, eps)
+    result = (build_adam(lr, b1, b2, eps) if kind == "Adam" else
+              build_adamw(lr, b1, b2, eps, float(weight_decay or 0.0)))
   elif kind == "Adagrad":
     result = build_adagrad(lr, float(take("initial_accumulator_value", 0.1)),
                            float(take("epsilon", 1e-7)))
