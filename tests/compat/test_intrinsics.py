@@ -15,8 +15,7 @@ Spelling: `federated_language.X` / `intrinsics.X` / `computation_types.X` /
 T; `_create_fake_fn(P, R)` -> a parameter of type `fedjit.FunctionType(P, R)`
 (for the sequence intrinsics, which apply their function inside a jax
 computation, a `fedjit.jax_computation` of that type instead);
-`computation_types.StructWithPythonType([...], list)` -> a Python list of
-types; `context.ContextError` (no federated context) -> RuntimeError, which
+`context.ContextError` (no federated context) -> RuntimeError, which
 it subclasses in TFF too; `assertRaises` -> `pytest.raises`.
 
 Left out: none of the cases. The expected types are TFF's.
@@ -48,11 +47,10 @@ _SEQUENCE_INT_SERVER = FederatedType(_SEQUENCE_INT, SERVER)
 _SEQUENCE_FLOAT = SequenceType(np.float32)
 _SEQUENCE_FLOAT_CLIENTS = FederatedType(_SEQUENCE_FLOAT, CLIENTS)
 _SEQUENCE_FLOAT_SERVER = FederatedType(_SEQUENCE_FLOAT, SERVER)
-# spelling: computation_types.StructWithPythonType([...], list) -> a list of types
-_STRUCT_INT = fedjit.StructType([np.int32, np.int32, np.int32], container=list)
+_STRUCT_INT = fedjit.StructWithPythonType([np.int32, np.int32, np.int32], list)
 _STRUCT_INT_CLIENTS = FederatedType(_STRUCT_INT, CLIENTS)
 _STRUCT_INT_SERVER = FederatedType(_STRUCT_INT, SERVER)
-_STRUCT_FLOAT = fedjit.StructType([np.float32, np.float32, np.float32], container=list)
+_STRUCT_FLOAT = fedjit.StructWithPythonType([np.float32, np.float32, np.float32], list)
 _STRUCT_FLOAT_CLIENTS = FederatedType(_STRUCT_FLOAT, CLIENTS)
 
 

@@ -10,12 +10,8 @@ Spelling: `computation_types.X` / `placements.X` -> `fedjit.X`;
 `type_analysis.SumIncompatibleError` -> `fedjit.SumIncompatibleError`
 (a TypeError, as in TFF); `assertRaises` -> `pytest.raises`.
 
-Left out: the cases of `computation_types.PlacementType()` and
-`computation_types.AbstractType('T')` (fedjit has neither type: placements
-are not values, and there are no generic types) -- `placement_type` and
-`abstract_type` of CheckIsSumCompatibleTest, `placement` and `abstract` of
-IsStructureOfFloatsTest and IsStructureOfIntegersTest; and the whole
-CheckConcreteInstanceOf class (abstract types).
+Left out: the CheckConcreteInstanceOf class (`type_analysis.check_concrete_instance_of`,
+binding abstract types to concrete ones, which fedjit does not do).
 """
 
 from __future__ import annotations
@@ -100,9 +96,11 @@ def test_check_is_sum_compatible_does_not_raise(type_spec):
     TensorType(np.int32, shape=[None]),
     StructType([np.int32, np.bool_]),
     SequenceType(np.int32),
+    fedjit.PlacementType(),
     FunctionType(np.int32, np.int32),
+    fedjit.AbstractType("T"),
 ], ids=["tensor_type_bool", "tensor_type_string", "partially_defined_shape", "tuple_type",
-        "sequence_type", "function_type"])
+        "sequence_type", "placement_type", "function_type", "abstract_type"])
 def test_check_is_sum_compatible_raises_sum_incompatible_error(type_spec):
   with pytest.raises(fedjit.SumIncompatibleError):
     type_analysis.check_is_sum_compatible(type_spec)
@@ -184,9 +182,11 @@ def test_is_structure_of_floats_returns_true(type_spec):
     StructType([np.float32, np.bool_]),
     StructType([TensorType(np.float32), StructType([np.bool_, np.bool_])]),
     SequenceType(np.float32),
+    fedjit.PlacementType(),
     FunctionType(np.float32, np.float32),
+    fedjit.AbstractType("T"),
 ], ids=["bool", "int", "string", "float_and_bool", "nested_struct", "sequence_of_floats",
-        "function"])
+        "placement", "function", "abstract"])
 def test_is_structure_of_floats_returns_false(type_spec):
   assert not fedjit.is_structure_of_floats(type_spec)
 
@@ -209,9 +209,11 @@ def test_is_structure_of_integers_returns_true(type_spec):
     StructType([np.int32, np.bool_]),
     StructType([TensorType(np.int32), StructType([np.bool_, np.bool_])]),
     SequenceType(np.int32),
+    fedjit.PlacementType(),
     FunctionType(np.int32, np.int32),
+    fedjit.AbstractType("T"),
 ], ids=["bool", "float", "string", "int_and_bool", "nested_struct", "sequence_of_ints",
-        "function"])
+        "placement", "function", "abstract"])
 def test_is_structure_of_integers_returns_false(type_spec):
   assert not fedjit.is_structure_of_integers(type_spec)
 
