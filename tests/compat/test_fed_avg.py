@@ -90,7 +90,8 @@ def test_raises_on_invalid_client_weighting():
 
 
 def test_weighted_fed_avg_raises_on_unweighted_aggregator():
-  model_aggregator = aggregators.UnweightedMeanFactory()  # changed: robust_aggregator(weighted=False)
+  # changed: robust_aggregator(weighted=False)
+  model_aggregator = aggregators.UnweightedMeanFactory()
   with pytest.raises(TypeError, match="WeightedAggregationFactory"):
     fed_avg.build_weighted_fed_avg(
         model_fn=model_examples.LinearRegression,
@@ -100,7 +101,8 @@ def test_weighted_fed_avg_raises_on_unweighted_aggregator():
 
 
 def test_unweighted_fed_avg_raises_on_weighted_aggregator():
-  model_aggregator = aggregators.MeanFactory()  # changed: robust_aggregator(weighted=True)
+  # changed: robust_aggregator(weighted=True)
+  model_aggregator = aggregators.MeanFactory()
   with pytest.raises(TypeError, match="UnweightedAggregationFactory"):
     fed_avg.build_unweighted_fed_avg(
         model_fn=model_examples.LinearRegression,

@@ -146,11 +146,11 @@ class _Watch:
   """Warns, once per run and kind, of training that goes wrong quietly.
 
   Kinds: clients were left out for updates that are not finite (the client
-  work's `num_non_finite_clients`); the aggregated update was discarded as
-  not finite (a finalizer's `update_non_finite`); the training loss is NaN or infinite; the loss is
-  exploding (see `_EXPLODE_*`); examples were skipped for labels out of range
-  (`num_invalid_labels`, in training or in evaluation); the evaluation loss
-  is not finite while the training loss is.
+  work's `num_non_finite_clients`); the aggregated update was discarded as not
+  finite (a finalizer's `update_non_finite`); the training loss is NaN or
+  infinite; the loss is exploding (see `_EXPLODE_*`); examples were skipped
+  for labels out of range (`num_invalid_labels`, in training or in
+  evaluation); the evaluation loss is not finite while the training loss is.
   """
 
   def __init__(self, history: list[dict]):
@@ -564,14 +564,14 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
   A run that goes wrong without failing gives a `TrainingWarning`, once per
   kind: clients whose update is not finite were left out of a round
   (`num_non_finite_clients`); the aggregated update is not finite, so the
-  round is discarded (`update_non_finite`); the training loss is NaN or infinite; the loss is
-  exploding, i.e. finite but above 1e6, or above 1000 times the smallest
-  loss of an earlier round (taken as at least 0.01); examples were skipped because their
-  label is out of range (`num_invalid_labels`, in training or evaluation);
-  the evaluation loss is not finite while the training loss is. Metrics are
-  found by these names anywhere in the metrics structure. Resuming with
-  other options than the checkpoint recorded (`run_info`, clients per
-  round) warns too.
+  round is discarded (`update_non_finite`); the training loss is NaN or
+  infinite; the loss is exploding, i.e. finite but above 1e6, or above 1000
+  times the smallest loss of an earlier round (taken as at least 0.01);
+  examples were skipped because their label is out of range
+  (`num_invalid_labels`, in training or evaluation); the evaluation loss is
+  not finite while the training loss is. Metrics are found by these names
+  anywhere in the metrics structure. Resuming with other options than the
+  checkpoint recorded (`run_info`, clients per round) warns too.
 
   Args:
     process: a `LearningProcess` (from `fedjit.learning.algorithms`).

@@ -14,6 +14,7 @@ from fedjit.templates._errors import (TemplateInitFnParamNotEmptyError,
 from fedjit.templates._iterative_process import IterativeProcess, is_stateful
 from fedjit.templates._measured_process import MeasuredProcess, MeasuredProcessOutput
 
-__all__ = ["IterativeProcess", "is_stateful", "MeasuredProcess", "MeasuredProcessOutput", "TemplateInitFnParamNotEmptyError",
+__all__ = ["IterativeProcess", "is_stateful", "MeasuredProcess", "MeasuredProcessOutput",
+           "TemplateInitFnParamNotEmptyError",
            "TemplateStateNotAssignableError", "TemplateNextFnNumArgsError",
            "TemplateNotMeasuredProcessOutputError", "TemplatePlacementError"]

@@ -15,12 +15,14 @@ from fedjit.learning.templates._processes import (AggregationProcess, ClientResu
                                                   DistributionProcess,
                                                   FinalizerProcess, MeasuredProcess,
                                                   MeasuredProcessOutput)
-from fedjit.learning.templates._stages import (ClientWeighting,
+from fedjit.learning.templates._stages import (NUM_NON_FINITE_CLIENTS_KEY,
+                                               ClientWeighting,
                                                build_apply_optimizer_finalizer,
                                                build_broadcast_process,
                                                build_fed_sgd_client_work,
                                                build_model_delta_client_work,
-                                               client_work_from_update)
+                                               client_work_from_update,
+                                               drop_if_not_finite)
 
 __all__ = ["InvalidLabelsWarning", "LearningAlgorithmState", "LearningProcess", "LearningProcessOutput",
            "compose_learning_process", "AggregationProcess", "ClientResult",
@@ -28,4 +30,4 @@ __all__ = ["InvalidLabelsWarning", "LearningAlgorithmState", "LearningProcess", 
            "MeasuredProcess", "MeasuredProcessOutput", "ClientWeighting",
            "build_apply_optimizer_finalizer", "build_broadcast_process",
            "build_model_delta_client_work", "build_fed_sgd_client_work",
-           "client_work_from_update"]
+           "client_work_from_update", "drop_if_not_finite", "NUM_NON_FINITE_CLIENTS_KEY"]

@@ -23,7 +23,8 @@ from fedjit.learning.templates._processes import (ClientResult, ClientWorkProces
 
 __all__ = ["ClientWeighting", "build_broadcast_process", "build_model_delta_client_work",
            "build_fed_sgd_client_work", "client_work_from_update",
-           "build_apply_optimizer_finalizer", "NUM_NON_FINITE_CLIENTS_KEY"]
+           "build_apply_optimizer_finalizer", "drop_if_not_finite",
+           "NUM_NON_FINITE_CLIENTS_KEY"]
 
 ROUND = TensorType(np.int32)
 
@@ -89,6 +90,12 @@ def drop_if_not_finite(update: Any, weight: Any, metric_state: dict,
   reach the round's metrics (TFF's model-delta client work does this; its
   FedSGD does not). `metric_state['num_non_finite_clients']` is 1 for such
   a client and 0 otherwise; summed, it counts the dropped clients.
+
+  Example (at the end of a custom `client_update` for
+  `client_work_from_update`):
+    >>> update, weight, metric_state = drop_if_not_finite(
+    ...     update, weight, metric_state, model.metrics_init())
+    >>> return ClientResult(update, weight), metric_state
   """
   finite = _all_finite(update)
   update = jax.tree_util.tree_map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), update)
