@@ -41,8 +41,6 @@ LearningRate = Union[float, Schedule]
 State = Any
 """An optimizer state: for fedjit's builders an `OrderedDict` as in TFF."""
 
-Hparams = "collections.OrderedDict[str, Any]"
-
 _OPTAX_STATE_KEY = "optax_state"
 
 
@@ -536,12 +534,11 @@ def _check_hparam_names(opt: Any, current: Mapping[str, Any],
 
 
 def check_range(name: str, value: Any, lo: float, hi: float, *,
-                lo_inclusive: bool = True, hi_inclusive: bool = False,
-                where: str = "") -> None:
+                lo_inclusive: bool = True, hi_inclusive: bool = False) -> None:
   """Raises ValueError if a concrete hyperparameter is outside its range."""
   if isinstance(value, jax.core.Tracer):
     return  # Built inside a traced function: cannot check.
-  prefix = f"{where} `{name}`" if where else name
+  prefix = name
   try:
     x = float(value)
   except (TypeError, ValueError):
