@@ -905,8 +905,14 @@ def unpad(seq: PaddedSequence) -> list:
         continue
       out.append(jax.tree_util.tree_map(lambda x: np.asarray(x[i, :k]), seq.data))
     elif mask[i] > 0:
-      out.append(jax.tree_util.tree_map(lambda x: np.asarray(x[i]), seq.data))
+      # Scalars as NumPy scalars, as the reference backend returns them.
+      out.append(jax.tree_util.tree_map(lambda x: _scalar_or_array(np.asarray(x[i])),
+                                        seq.data))
   return out
+
+
+def _scalar_or_array(a: np.ndarray):
+  return a[()] if a.ndim == 0 else a
 
 
 def _stack(members: list, xp=np):
