@@ -12,9 +12,7 @@ the intrinsic on such parameters and gives the type of its result.
 
 Spelling: `federated_language.X` / `intrinsics.X` / `computation_types.X` /
 `placements.X` -> `fedjit.X`; `_create_fake_value(T)` -> a parameter of type
-T; `_create_fake_fn(P, R)` -> a parameter of type `fedjit.FunctionType(P, R)`
-(for the sequence intrinsics, which apply their function inside a jax
-computation, a `fedjit.jax_computation` of that type instead);
+T; `_create_fake_fn(P, R)` -> a parameter of type `fedjit.FunctionType(P, R)`;
 `context.ContextError` (no federated context) -> RuntimeError, which
 it subclasses in TFF too; `assertRaises` -> `pytest.raises`.
 
@@ -23,7 +21,6 @@ Left out: none of the cases. The expected types are TFF's.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -445,48 +442,35 @@ def test_federated_value_raises_context_error_with_no_federated_context():
 
 
 # -------------------------------------------------------------------- sequences
-# spelling: _create_fake_fn -> a jax_computation of that type (the function is
-# applied inside a jax computation, per element).
 
 
-@fedjit.jax_computation(_INT)
-def _int_to_float(x):
-  return x.astype(jnp.float32)
-
-
-@fedjit.jax_computation(_FLOAT, _INT)
-def _add_int_to_float(acc, x):
-  return acc + x.astype(jnp.float32)
-
-
-@pytest.mark.parametrize("arg,expected", [
-    (_SEQUENCE_INT, _SEQUENCE_FLOAT),
-    (_SEQUENCE_INT_CLIENTS, _SEQUENCE_FLOAT_CLIENTS),
-    (_SEQUENCE_INT_SERVER, _SEQUENCE_FLOAT_SERVER),
+@pytest.mark.parametrize("fn,arg,expected", [
+    (_fake_fn(_INT, _FLOAT), _SEQUENCE_INT, _SEQUENCE_FLOAT),
+    (_fake_fn(_INT, _FLOAT), _SEQUENCE_INT_CLIENTS, _SEQUENCE_FLOAT_CLIENTS),
+    (_fake_fn(_INT, _FLOAT), _SEQUENCE_INT_SERVER, _SEQUENCE_FLOAT_SERVER),
 ], ids=["sequence_unplaced", "sequence_clients", "sequence_server"])
-def test_sequence_map_returns_result(arg, expected):
-  assert _result_type(lambda a: fedjit.sequence_map(_int_to_float, a), arg) == expected
+def test_sequence_map_returns_result(fn, arg, expected):
+  assert _result_type(fedjit.sequence_map, fn, arg) == expected
 
 
 def test_sequence_map_raises_context_error_with_no_federated_context():
   with pytest.raises(RuntimeError):  # spelling: context.ContextError -> RuntimeError
-    fedjit.sequence_map(_int_to_float, [np.int32(1)])
+    fedjit.sequence_map(lambda x: x, [np.int32(1)])
 
 
-@pytest.mark.parametrize("value,zero", [
-    (_SEQUENCE_INT, _FLOAT),
-    (_SEQUENCE_INT_CLIENTS, _FLOAT_CLIENTS),
-    (_SEQUENCE_INT_SERVER, _FLOAT_SERVER),
+@pytest.mark.parametrize("value,zero,op", [
+    (_SEQUENCE_INT, _FLOAT, _fake_fn([_FLOAT, _INT], _FLOAT)),
+    (_SEQUENCE_INT_CLIENTS, _FLOAT_CLIENTS, _fake_fn([_FLOAT, _INT], _FLOAT)),
+    (_SEQUENCE_INT_SERVER, _FLOAT_SERVER, _fake_fn([_FLOAT, _INT], _FLOAT)),
 ], ids=["sequence_unplaced", "sequence_clients", "sequence_server"])
-def test_sequence_reduce_returns_result(value, zero):
-  result = _result_type(lambda v, z: fedjit.sequence_reduce(v, z, _add_int_to_float),
-                        value, zero)
+def test_sequence_reduce_returns_result(value, zero, op):
+  result = _result_type(fedjit.sequence_reduce, value, zero, op)
   assert result == zero
 
 
 def test_sequence_reduce_raises_context_error_with_no_federated_context():
   with pytest.raises(RuntimeError):  # spelling: context.ContextError -> RuntimeError
-    fedjit.sequence_reduce([np.int32(1)], np.float32(0), _add_int_to_float)
+    fedjit.sequence_reduce([np.int32(1)], np.float32(0), lambda a, x: a + x)
 
 
 @pytest.mark.parametrize("value,expected", [

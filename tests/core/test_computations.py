@@ -526,3 +526,25 @@ def test_function_parameter_misuse_says_what_was_expected():
 def test_returning_none_is_a_value_error():
   with pytest.raises(ValueError, match="returned None"):
     fedjit.federated_computation(F32_CLIENTS)(lambda x: None)
+
+
+_INT_SEQ_CLIENTS = FederatedType(SequenceType(np.int32), CLIENTS)
+
+
+@fedjit.federated_computation(fedjit.FunctionType([np.float32, np.int32], np.float32),
+                              fedjit.FunctionType(np.int32, np.int32), _INT_SEQ_CLIENTS)
+def _sequence_ops_with_function_parameters(op, f, data):
+  mapped = fedjit.sequence_map(f, data)
+  zero = fedjit.federated_value(np.float32(0.5), CLIENTS)
+  return fedjit.sequence_reduce(mapped, zero, op), fedjit.sequence_sum(mapped)
+
+
+def test_function_parameters_in_sequence_intrinsics(any_backend):
+  data = [[1, 2, 3], [], [4]]
+  weighted, total = _sequence_ops_with_function_parameters(
+      lambda acc, x: acc + 2.0 * x.astype(jnp.float32), lambda x: x * 10, data)
+  # By hand: 0.5 + 2 * (10 + 20 + 30) = 120.5; 0.5; 0.5 + 2 * 40 = 80.5.
+  np.testing.assert_allclose(weighted, [120.5, 0.5, 80.5])
+  assert [int(t) for t in total] == [60, 0, 40]
+  with pytest.raises(fedjit.FederatedTypeError, match="expects a function of type"):
+    _sequence_ops_with_function_parameters(lambda a, x: a, lambda x: x * 1.5, data)

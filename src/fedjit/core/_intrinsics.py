@@ -68,7 +68,7 @@ def _placed(value: _ir.FederatedValue, name: str, placement: Placement | None = 
 def _as_computation(fn: Any, name: str) -> Computation:
   if isinstance(fn, _ir.FunctionValue):
     return fn.ref()
-  if isinstance(fn, Computation):
+  if isinstance(fn, (Computation, _ir.FunctionRef, _ir.DeferredComputation)):
     return fn
   if isinstance(fn, _ir.FederatedValue):
     raise FederatedTypeError(f"fedjit.{name} expects a function (a jax_computation), "
@@ -654,26 +654,30 @@ def _check_result(comp, expected: Type, what: str) -> None:
 # ----------------------------------------------------------------- sequences
 
 
-def _sequence_op(name: str, value: Any, body: Callable, extra: Any = None):
-  """Runs `body(seq, extra)` on a Sequence directly, or adds it to the graph.
+def _sequence_op(name: str, value: Any, body_for: Callable, fn: Any = None,
+                 extra: Any = None, result_of: Callable | None = None):
+  """Runs `body_for(f)(seq, extra)` on a Sequence directly, or adds it to the
+  graph (`f` is the Python function of `fn`).
 
   On a placed sequence it becomes a federated_map of a generated jax
-  computation, so it runs wherever the sequence lives.
+  computation, so it runs wherever the sequence lives. A function parameter
+  `fn` (a `FunctionValue`) is bound later: the generated computation is then
+  deferred, typed by `result_of(fn_type, element_type, zero_type)`.
   """
+  plain = fn.fn if isinstance(fn, JaxComputation) else fn
   if isinstance(value, Sequence):
-    return body(value, extra)
+    return body_for(plain)(value, extra)
   b = _builder(name)
   v = b.value(value, "sequence")
   t = v.type.member if isinstance(v.type, FederatedType) else v.type
   if not isinstance(t, SequenceType):
     raise FederatedTypeError(f"fedjit.{name} expects a sequence (T*), or a federated "
                              f"sequence ({{T*}}@CLIENTS), but was given {v.type}.")
+  e = placed = None
   if extra is None:
-    comp = JaxComputation(lambda s: body(s, None), [t], name=name, param_names=["sequence"])
-    arg = v
+    types, names = [t], ["sequence"]
   else:
     e = b.value(extra, "initial value")
-    placed = None
     if (isinstance(e.type, FederatedType) and isinstance(v.type, FederatedType)
         and e.type.placement == v.type.placement):
       placed = e  # TFF passes the zero placed with the sequences
@@ -682,24 +686,62 @@ def _sequence_op(name: str, value: Any, body: Callable, extra: Any = None):
                if isinstance(v.type, FederatedType) else "")
       raise PlacementError(f"fedjit.{name} expects an unplaced initial value{where}, but "
                            f"was given {e.type}.")
-    zero_type = placed.type.member if placed is not None else e.type
-    comp = JaxComputation(lambda s, x: body(s, x), [t, zero_type], name=name,
-                          param_names=["sequence", "initial"])
-    if isinstance(v.type, FederatedType):
-      arg = (v, placed if placed is not None else federated_value(e, v.type.placement))
-    else:
-      return comp(v, e)
+    types = [t, placed.type.member if placed is not None else e.type]
+    names = ["sequence", "initial"]
+
+  def make(f):
+    body = body_for(f)
+    if len(types) == 1:
+      return JaxComputation(lambda s: body(s, None), types, name=name, param_names=names)
+    return JaxComputation(lambda s, x: body(s, x), types, name=name, param_names=names)
+
+  if isinstance(fn, _ir.FunctionValue):
+    ref = fn.ref()
+    result = result_of(ref.type_signature, t.element, types[-1] if extra is not None else None)
+    param = types[0] if len(types) == 1 else StructType(list(zip(names, types)))
+    comp = _ir.DeferredComputation(name, FunctionType(param, result), [ref],
+                                   lambda bound: make(bound.fn))
+  else:
+    comp = make(plain)
   if isinstance(v.type, FederatedType):
-    return federated_map(comp, arg)
-  return comp(v)
+    if extra is None:
+      return federated_map(comp, v)
+    return federated_map(comp, (v, placed if placed is not None else
+                                federated_value(e, v.type.placement)))
+  if isinstance(comp, JaxComputation):
+    return comp(v) if extra is None else comp(v, e)
+  arg = v if extra is None else b.add("struct", [v.index, e.index], comp.type_signature.parameter)
+  return b.add("call", [arg.index], comp.type_signature.result, fn=comp)
 
 
-def _no_function_value(fn: Any, name: str) -> None:
-  if isinstance(fn, _ir.FederatedValue):
+def _check_function_value(fn: Any, name: str, with_mask: bool) -> None:
+  if isinstance(fn, _ir.FunctionValue) and with_mask:
     raise FederatedTypeError(
-        f"fedjit.{name} applies a jax_computation (or a Python function of JAX code) "
-        f"to the elements; a function parameter of the federated computation "
-        f"({fn.type}) cannot be used here yet. Pass the jax_computation itself.")
+        f"fedjit.{name}(..., with_mask=True) needs a Python function or jax_computation "
+        f"that takes the mask; the function parameter {fn.type} does not.")
+
+
+def _reduce_type(name: str):
+  def result_of(ft: FunctionType, element: Type, zero: Type) -> Type:
+    expected = StructType([zero, element])
+    if ft.parameter is None or not ft.parameter.is_assignable_from(expected):
+      raise FederatedTypeError(
+          f"fedjit.{name} expects op to take the accumulator and an element, "
+          f"{expected}, but the function has the type {ft}.")
+    if not zero.is_assignable_from(ft.result):
+      raise FederatedTypeError(
+          f"fedjit.{name} expects op to return the accumulator type {zero} (the type "
+          f"of zero), but the function has the type {ft}.")
+    return zero
+  return result_of
+
+
+def _map_type(ft: FunctionType, element: Type, zero) -> Type:
+  if ft.parameter is None or not ft.parameter.is_assignable_from(element):
+    raise FederatedTypeError(
+        f"fedjit.sequence_map expects a function of the elements, {element}, but the "
+        f"function has the type {ft}.")
+  return SequenceType(ft.result)
 
 
 def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) -> Any:
@@ -727,14 +769,16 @@ def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) 
     ...     client_batches, np.float32(0), lambda n, batch, mask: n + jnp.sum(mask),
     ...     with_mask=True)
   """
-  _no_function_value(op, "sequence_reduce")
-  fn = op.fn if isinstance(op, JaxComputation) else op
-  return _sequence_op("sequence_reduce", value,
-                      lambda s, z: s.reduce(z, fn, with_mask=with_mask), zero)
+  _check_function_value(op, "sequence_reduce", with_mask)
+  return _sequence_op(
+      "sequence_reduce", value,
+      lambda f: (lambda s, z: s.reduce(z, f, with_mask=with_mask)), op, zero,
+      _reduce_type("sequence_reduce"))
 
 
 def sequence_map(fn: Any, value: Any, *, with_mask: bool = False) -> Any:
-  """Applies `fn` to every element of a sequence, giving a new sequence.
+  """Applies `fn` to every element of a sequence, giving a new sequence:
+  `(T -> U, T*) -> U*`, `(T -> U, {T*}@CLIENTS) -> {U*}@CLIENTS`.
 
   For batches, `fn` must act row by row (keep the batch axis), or take the
   mask of real rows (`with_mask=True`: `fn(batch, mask)`), since the
@@ -745,9 +789,10 @@ def sequence_map(fn: Any, value: Any, *, with_mask: bool = False) -> Any:
     >>> sums = fedjit.sequence_map(lambda b, m: jnp.sum(b * m[:, None]), client_data,
     ...                            with_mask=True)
   """
-  _no_function_value(fn, "sequence_map")
-  f = fn.fn if isinstance(fn, JaxComputation) else fn
-  return _sequence_op("sequence_map", value, lambda s, _: s.map(f, with_mask=with_mask))
+  _check_function_value(fn, "sequence_map", with_mask)
+  return _sequence_op("sequence_map", value,
+                      lambda f: (lambda s, _: s.map(f, with_mask=with_mask)), fn,
+                      result_of=_map_type)
 
 
 def sequence_sum(value: Any) -> Any:
@@ -756,4 +801,4 @@ def sequence_sum(value: Any) -> Any:
   Example:
     >>> total = fedjit.sequence_sum(client_values)   # {int32*}@CLIENTS -> {int32}@CLIENTS
   """
-  return _sequence_op("sequence_sum", value, lambda s, _: s.sum())
+  return _sequence_op("sequence_sum", value, lambda f: (lambda s, _: s.sum()))

@@ -20,8 +20,8 @@ from fedjit.core._errors import FederatedAttributeError, FederatedOperationError
 from fedjit.core._types import (FederatedType, FunctionType, StructType, Type,
                                 infer_type, to_type)
 
-__all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef", "Builder",
-           "current_builder"]
+__all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef",
+           "DeferredComputation", "Builder", "current_builder"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,11 +168,49 @@ class Builder:
 
 
 def bind_functions(attrs: dict, functions: dict) -> dict:
-  """`attrs` with every `FunctionRef` to a position in `functions` replaced."""
-  if not functions or not any(isinstance(v, FunctionRef) for v in attrs.values()):
+  """`attrs` with every `FunctionRef` to a position in `functions` replaced
+  (also inside computations that hold references, see `DeferredComputation`)."""
+  if not functions or not any(hasattr(v, "bind_functions") for v in attrs.values()):
     return attrs
-  return {k: (functions.get(v.position, v) if isinstance(v, FunctionRef) else v)
+  return {k: (v.bind_functions(functions) if hasattr(v, "bind_functions") else v)
           for k, v in attrs.items()}
+
+
+class DeferredComputation:
+  """A computation built from function parameters once they are bound: while
+  tracing it has only its declared `type_signature`; `bind_functions` makes
+  the real computation with `make(*computations)` when every reference is
+  bound (a sequence intrinsic applying a function parameter, for one)."""
+
+  polymorphic = False
+  batchable = True
+
+  def __init__(self, name: str, type_signature: FunctionType, refs: list, make):
+    self.name = name
+    self.type_signature = type_signature
+    self.refs = refs
+    self.make = make
+
+  def concretize(self, parameter_type):
+    return self
+
+  def invoke(self, arg):
+    raise TypeError(f"'{self.name}' uses function parameters that were not given "
+                    f"computations.")
+
+  def bind_functions(self, functions: dict):
+    refs = [r.bind_functions(functions) if isinstance(r, FunctionRef) else r
+            for r in self.refs]
+    if any(isinstance(r, FunctionRef) for r in refs):
+      return DeferredComputation(self.name, self.type_signature, refs, self.make)
+    comp = self.make(*refs)
+    declared, got = self.type_signature.result, comp.type_signature.result
+    if not declared.is_assignable_from(got):
+      from fedjit.core._errors import FederatedTypeError
+      raise FederatedTypeError(
+          f"'{self.name}' was traced with a result of type {declared} (from the "
+          f"declared function type), but the function given gives {got}.")
+    return comp
 
 
 class FunctionRef:
@@ -198,6 +236,9 @@ class FunctionRef:
 
   def concretize(self, parameter_type):
     return self
+
+  def bind_functions(self, functions: dict):
+    return functions.get(self.position, self)
 
   def invoke(self, arg):
     raise TypeError(
