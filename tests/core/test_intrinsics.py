@@ -1017,3 +1017,41 @@ def test_client_error_names_the_computation_and_the_client():
   assert error.computation == "_picky_norm"
   assert error.client_index == 2
   assert isinstance(error.__cause__, ValueError)
+
+
+# ---------------------------------------------- federated_map_all_equal, secure_select
+
+@fedjit.jax_computation(F32)
+def _double(x):
+  return 2.0 * x
+
+
+@fedjit.federated_computation(_at_server(F32), _at_clients(F32))
+def _all_equal_map(s, c):
+  at_clients = fedjit.federated_map_all_equal(_double, fedjit.federated_broadcast(s))
+  return at_clients, fedjit.federated_sum(fedjit.federated_map(_double, at_clients)), c
+
+
+def test_federated_map_all_equal_keeps_the_value_all_equal(backend):
+  assert str(_all_equal_map.type_signature.result) == (
+      "<float32@CLIENTS,float32@SERVER,{float32}@CLIENTS>")
+  at_clients, total, _ = _all_equal_map(1.5, [0.0] * NUM_CLIENTS)
+  _close(at_clients, 3.0)
+  _close(total, 6.0 * NUM_CLIENTS)
+  with pytest.raises(fedjit.PlacementError, match="all-equal value at CLIENTS"):
+    fedjit.federated_computation(_at_clients(F32))(
+        lambda c: fedjit.federated_map_all_equal(_double, c))
+
+
+@fedjit.federated_computation(_at_clients(fedjit.TensorType(np.int32, [3])), _at_server(_TABLE_T))
+def _secure_select_rows(keys, table):
+  max_key = fedjit.federated_value(np.int32(4), SERVER)
+  return fedjit.federated_secure_select(keys, max_key, table, _table_row)
+
+
+def test_federated_secure_select_selects_as_federated_select(backend):
+  rows = np.arange(10, dtype=np.float32).reshape(5, 2)
+  ids = np.array([10, 11, 12, 13, 14], np.int32)
+  keys = np.array([[4, 0, 0]] * NUM_CLIENTS, np.int32)
+  for seq in _secure_select_rows(list(keys), (rows, ids)):
+    assert [int(e[1]) for e in seq] == [14, 10, 10]

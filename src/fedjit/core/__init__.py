@@ -11,11 +11,13 @@ from fedjit.core._errors import (ClientComputationError, FederatedOperationError
                                  TypeNotAssignableError, TypesNotEquivalentError)
 from fedjit.core._intrinsics import (federated_aggregate,
                                      federated_broadcast, federated_eval,
-                                     federated_map, federated_max, federated_mean,
+                                     federated_map, federated_map_all_equal,
+                                     federated_max, federated_mean,
                                      federated_min, federated_secure_modular_sum,
                                      federated_secure_sum,
                                      federated_secure_sum_bitwidth,
-                                     federated_select, federated_sum,
+                                     federated_secure_select, federated_select,
+                                     federated_sum,
                                      federated_value, federated_zip,
                                      sequence_map, sequence_reduce, sequence_sum)
 from fedjit.core import _type_analysis as type_analysis
@@ -43,6 +45,7 @@ __all__ = [
     "federated_mean", "federated_secure_sum", "federated_sum", "federated_value",
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
     "federated_eval", "federated_select", "federated_min", "federated_max",
+    "federated_secure_select", "federated_map_all_equal",
     "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
     "ComputationReturnedNoneError", "SumIncompatibleError", "type_analysis",
     "check_is_sum_compatible", "is_sum_compatible", "is_average_compatible",

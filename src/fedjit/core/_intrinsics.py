@@ -27,6 +27,7 @@ __all__ = [
     "federated_value", "federated_eval", "federated_broadcast", "federated_map",
     "federated_mean", "federated_sum", "federated_min", "federated_max",
     "federated_zip", "federated_aggregate", "federated_select",
+    "federated_secure_select", "federated_map_all_equal",
     "federated_secure_sum", "federated_secure_sum_bitwidth",
     "federated_secure_modular_sum", "sequence_reduce", "sequence_map",
     "sequence_sum",
@@ -206,6 +207,38 @@ def federated_map(fn: Any, arg: Any) -> _ir.FederatedValue:
   result = comp.type_signature.result
   out_type = FederatedType(result, t.placement, t.placement == SERVER)
   return b.add("intrinsic", [v.index], out_type, name="federated_map", fn=comp)
+
+
+def federated_map_all_equal(fn: Any, arg: Any) -> _ir.FederatedValue:
+  """`federated_map` of an all-equal CLIENTS value, keeping it all-equal:
+  `(T -> U, T@CLIENTS) -> U@CLIENTS` (a jax computation is deterministic, so
+  every client computes the same member).
+
+  Raises:
+    PlacementError: `arg` is not an all-equal value at CLIENTS (fedjit
+      refuses `{T}@CLIENTS`, whose members may differ; TFF would label the
+      result all-equal anyway).
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.float32, fedjit.SERVER))
+    ... def scaled_at_clients(x):
+    ...   return fedjit.federated_map_all_equal(add_half, fedjit.federated_broadcast(x))
+    >>> str(scaled_at_clients.type_signature)
+    '(float32@SERVER -> float32@CLIENTS)'
+  """
+  b = _builder("federated_map_all_equal")
+  v = _zip(b, b.value(arg, "argument of federated_map_all_equal"), "federated_map_all_equal")
+  t = _placed(v, "federated_map_all_equal", CLIENTS)
+  if not t.all_equal:
+    raise PlacementError(
+        f"fedjit.federated_map_all_equal expects an all-equal value at CLIENTS "
+        f"(T@CLIENTS, e.g. from federated_broadcast), but was given {t}, whose "
+        f"members may differ. Use fedjit.federated_map.")
+  mapped = federated_map(fn, v)
+  node = b.nodes[mapped.index]
+  b.nodes[mapped.index] = _ir.Node(node.op, node.args, FederatedType(
+      node.type.member, CLIENTS, True), node.attrs)
+  return _ir.FederatedValue(b, mapped.index, b.nodes[mapped.index].type)
 
 
 def _check_float(t: FederatedType, name: str) -> None:
@@ -477,6 +510,20 @@ def federated_select(client_keys: Any, max_key: Any, server_val: Any,
                              f"but '{comp.name}' returns {result}.")
   return b.add("intrinsic", [k.index, m.index, sv.index],
                FederatedType(SequenceType(result), CLIENTS), name=name, fn=comp)
+
+
+def federated_secure_select(client_keys: Any, max_key: Any, server_val: Any,
+                            select_fn: Any) -> _ir.FederatedValue:
+  """`federated_select` where the server must not learn which keys a client
+  selects (TFF's `federated_secure_select`; same types and results).
+
+  Here the values are selected in the clear, as by `federated_select`; the
+  private protocol comes with the deployment runtime.
+
+  Example:
+    >>> rows = fedjit.federated_secure_select(keys, max_key, table, row)
+  """
+  return federated_select(client_keys, max_key, server_val, select_fn)
 
 
 # ---------------------------------------------------------- secure sums
