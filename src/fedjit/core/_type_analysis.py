@@ -22,7 +22,8 @@ __all__ = [
     "check_is_sum_compatible", "is_sum_compatible", "is_average_compatible",
     "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
     "check_is_structure_of_integers", "is_single_integer_or_matches_structure",
-    "check_federated_type",
+    "check_federated_type", "contains_federated_types", "contains_tensor_types",
+    "is_structure_of_tensors", "is_generic_op_compatible_type",
 ]
 
 
@@ -78,6 +79,47 @@ def contains_only(type_spec: Type, predicate: Callable[[Type], bool]) -> bool:
     False
   """
   return not contains(type_spec, lambda t: not predicate(t))
+
+
+def contains_federated_types(type_spec: Type) -> bool:
+  """Whether `type_spec` holds a federated type anywhere.
+
+  Example:
+    >>> contains_federated_types(fedjit.StructType([fedjit.FederatedType(np.int32, fedjit.SERVER)]))
+    True
+  """
+  return contains(type_spec, lambda t: isinstance(t, FederatedType))
+
+
+def contains_tensor_types(type_spec: Type) -> bool:
+  """Whether `type_spec` holds a tensor type anywhere.
+
+  Example:
+    >>> contains_tensor_types(fedjit.StructType([]))
+    False
+  """
+  return contains(type_spec, lambda t: isinstance(t, TensorType))
+
+
+def is_structure_of_tensors(type_spec: Type) -> bool:
+  """Whether `type_spec` is made of structures and tensors only.
+
+  Example:
+    >>> is_structure_of_tensors(fedjit.StructType([np.int32, (np.float32, [2])]))
+    True
+  """
+  return contains_only(type_spec, lambda t: isinstance(t, (StructType, TensorType)))
+
+
+def is_generic_op_compatible_type(type_spec: Type | None) -> bool:
+  """Whether generic operators (element-wise arithmetic) apply to values of
+  `type_spec`: structures of tensors (`None` is not).
+
+  Example:
+    >>> is_generic_op_compatible_type(fedjit.SequenceType(np.int32))
+    False
+  """
+  return type_spec is not None and is_structure_of_tensors(type_spec)
 
 
 class SumIncompatibleError(FederatedTypeError):
