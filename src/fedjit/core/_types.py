@@ -295,10 +295,10 @@ def _to_named_types(elements) -> list[tuple[str | None, Type]]:
     raise TypeError(
         f"StructType expects a list of field types or (name, type) pairs, got the "
         f"single type {elements}; wrap it in a list: StructType([{elements!r}]).")
-  if _is_name_value_pair(elements):
-    elements = [elements]
-  elif _is_namedtuple(elements):
+  if _is_namedtuple(elements):
     elements = list(zip(elements._fields, elements))
+  elif _is_name_value_pair(elements):
+    elements = [elements]
   elif isinstance(elements, collections.abc.Mapping):
     elements = list(elements.items())
   out = []
