@@ -8,7 +8,7 @@ Example:
   ...     clients_per_round=10, output_dir="runs/digits")
 """
 
-import importlib
+import importlib as _importlib
 
 from fedjit.simulation._client_data import ClientData, UnknownClientError
 from fedjit.simulation._dataset import Dataset
@@ -25,5 +25,9 @@ __all__ = ["ClientData", "Dataset", "Population", "UnknownClientError", "build_u
 
 def __getattr__(name):
   if name in ("datasets", "partitioners"):
-    return importlib.import_module(f"fedjit.simulation.{name}")
+    return _importlib.import_module(f"fedjit.simulation.{name}")
   raise AttributeError(f"module 'fedjit.simulation' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(__all__)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -168,8 +170,12 @@ def _from_keras(opt: Any) -> Optimizer:
       raise unsupported("amsgrad=True", _KERAS_HINTS["amsgrad"])
     b1, b2 = float(take("beta_1", 0.9)), float(take("beta_2", 0.999))
     eps = float(take("epsilon", 1e-7))
-    result = (build_adam(lr, b1, b2, eps) if kind == "Adam" else
-              build_adamw(lr, b1, b2, eps, float(weight_decay or 0.0)))
+    if kind == "Adam":  # Keras's own arithmetic, so a round equals Keras's fits
+      check_range("beta_1", b1, 0.0, 1.0)
+      check_range("beta_2", b2, 0.0, 1.0)
+      result = Optimizer(lambda r: _keras_adam(r, b1, b2, eps), lr, "adam")
+    else:
+      result = build_adamw(lr, b1, b2, eps, float(weight_decay or 0.0))
   elif kind == "Adagrad":
     result = build_adagrad(lr, float(take("initial_accumulator_value", 0.1)),
                            float(take("epsilon", 1e-7)))
@@ -186,3 +192,40 @@ def _from_keras(opt: Any) -> Optimizer:
     if value not in (None, False, 0):
       raise unsupported(f"{key}={value!r}")
   return result
+
+
+class _KerasAdamState(NamedTuple):
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def _keras_adam(learning_rate: Any, b1: float, b2: float, eps: float
+                ) -> optax.GradientTransformation:
+  """Keras 3's Adam, operation for operation: with `α = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`
+  (powers in float32), `m += (g - m)(1-β₁)`, `v += (g² - v)(1-β₂)` (`1-β` in
+  Python's float64, then float32), update `-(m·α) / (√v + ε)`.
+
+  `build_adam` is TFF's variant of the same formula, whose `1-β` is computed in
+  float32 (a last-bit difference per step that Adam's normalization can
+  amplify): a Keras optimizer converts to Keras's arithmetic.
+
+  Example:
+    >>> tx = _keras_adam(1e-3, 0.9, 0.999, 1e-7)
+    >>> updates, state = tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.zeros(2)}))
+  """
+  def init(params):
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    return _KerasAdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+  def update(grads, state, params=None):
+    del params
+    mu = jax.tree_util.tree_map(lambda m, g: m + (g - m) * (1 - b1), state.mu, grads)
+    nu = jax.tree_util.tree_map(lambda v, g: v + (jnp.square(g) - v) * (1 - b2), state.nu, grads)
+    t = (state.count + 1).astype(jnp.float32)
+    alpha = learning_rate * jnp.sqrt(1 - jnp.power(jnp.float32(b2), t)) / (
+        1 - jnp.power(jnp.float32(b1), t))
+    out = jax.tree_util.tree_map(lambda m, v: -(m * alpha) / (jnp.sqrt(v) + eps), mu, nu)
+    return out, _KerasAdamState(state.count + 1, mu, nu)
+
+  return optax.GradientTransformation(init, update)
