@@ -28,6 +28,7 @@ from fedjit.core._type_analysis import (SumIncompatibleError, check_is_sum_compa
 from fedjit.core._placements import (CLIENTS, SERVER, Placement, PlacementLiteral,
                                      uri_to_placement_literal)
 from fedjit.core._sequence import Sequence
+from fedjit.core import _structure as structure
 from fedjit.core._serialization import deserialize, serialize
 from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
                                 PlacementType, SequenceType, StructType,
@@ -52,7 +53,7 @@ __all__ = [
     "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
     "CLIENTS",
     "SERVER", "Placement", "PlacementLiteral", "uri_to_placement_literal",
-    "Sequence", "deserialize", "serialize",
+    "Sequence", "deserialize", "serialize", "structure",
     "AbstractType", "FederatedType", "FunctionType", "PlacementType", "SequenceType",
     "StructType", "StructWithPythonType", "TensorType",
     "Type", "infer_type", "to_type",
