@@ -273,8 +273,8 @@ def to_odict(struct: Struct[_T], recursive: bool = False) -> collections.Ordered
   """`struct` as an `OrderedDict` (every field must be named).
 
   Example:
-    >>> to_odict(Struct([('a', 1), ('b', 2)]))
-    OrderedDict({'a': 1, 'b': 2})
+    >>> dict(to_odict(Struct([('a', 1), ('b', 2)])))
+    {'a': 1, 'b': 2}
 
   Raises:
     ValueError: a field has no name.
@@ -295,8 +295,9 @@ def to_odict_or_tuple(struct: Struct[_T], recursive: bool = True
   """`struct` as an `OrderedDict` (all fields named) or `tuple` (none named).
 
   Example:
-    >>> to_odict_or_tuple(Struct([(None, 1), (None, Struct([('a', 2)]))]))
-    (1, OrderedDict({'a': 2}))
+    >>> t = to_odict_or_tuple(Struct([(None, 1), (None, Struct([('a', 2)]))]))
+    >>> t[0], dict(t[1])
+    (1, {'a': 2})
 
   Raises:
     ValueError: `struct` (or, with `recursive`, a nested `Struct`) mixes
