@@ -18,12 +18,14 @@ import numpy as np
 
 from fedjit.core import _ir
 from fedjit._tracebacks import api_boundary
+from fedjit.core._function_utils import (declared_parameter_types, fn_name, pack_args,
+                                         python_parameters)
 from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
                                  FederatedValueError, PlacementError, add_context)
 from fedjit.core._sequence import PaddedSequence, Sequence
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
                                 StructType, TensorType, Type,
-                                check_concrete, check_no_placement_in,
+                                check_concrete, check_no_placement_in, infer_type,
                                 struct_fields, to_type)
 from fedjit.core._values import abstract_value
 
@@ -35,6 +37,7 @@ _TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConv
 __all__ = [
     "Computation", "JaxComputation", "FederatedComputation", "jax_computation",
     "federated_computation", "invoke", "executing", "ComputationReturnedNoneError",
+    "PolymorphicFederatedComputation",
 ]
 
 
@@ -86,21 +89,6 @@ class Computation:
     return f"<{type(self).__name__} {self.name}: {sig}>"
 
 
-def _positional_params(fn: Callable) -> list[str]:
-  try:
-    sig = inspect.signature(fn)
-  except (TypeError, ValueError):
-    return []
-  names = []
-  for p in sig.parameters.values():
-    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-      names.append(p.name)
-    elif p.kind == p.VAR_POSITIONAL:
-      raise TypeError(f"fedjit computations need a fixed list of parameters; "
-                      f"{fn.__name__} takes *{p.name}.")
-  return names
-
-
 _WIDE_DTYPES = (np.dtype(np.int64), np.dtype(np.uint64), np.dtype(np.float64),
                 np.dtype(np.complex128))
 
@@ -141,20 +129,13 @@ def check_64_bit(fn_name: str, types: list[Type]) -> None:
           f"types (np.float32, np.int32).")
 
 
-def _param_types(fn_name: str, names: list[str], types: tuple) -> list[Type]:
+def _param_types(name: str, names: list[str], types: tuple) -> list[Type]:
   """One type per Python parameter, from the decorator's arguments."""
   types = [to_type(t) for t in types]
   for t in types:
-    check_concrete(t, fn_name)
-  check_64_bit(fn_name, types)
-  if len(types) == len(names):
-    return types
-  if len(types) == 1 and isinstance(types[0], StructType) and len(types[0]) == len(names):
-    return list(types[0].types())
-  raise TypeError(
-      f"'{fn_name}' takes {len(names)} parameter(s) ({', '.join(names) or 'none'}) "
-      f"but the decorator declares {len(types)} type(s): "
-      f"{', '.join(str(t) for t in types) or 'none'}.")
+    check_concrete(t, name)
+  check_64_bit(name, types)
+  return declared_parameter_types(name, names, types)
 
 
 def _parameter_type(names: list[str], types: list[Type]) -> Type | None:
@@ -224,8 +205,9 @@ class JaxComputation(Computation):
   def __init__(self, fn: Callable, param_types: list[Type] | None,
                name: str | None = None, param_names: list[str] | None = None):
     self.fn = _arrays_out(fn)
-    self.name = name or getattr(fn, "__name__", "jax_computation")
-    self.param_names = param_names if param_names is not None else _positional_params(fn)
+    self.name = name or fn_name(fn, "jax_computation")
+    self.param_names = (param_names if param_names is not None
+                        else python_parameters(fn, declared=param_types is not None))
     self._param_types = param_types
     self._type_signature: FunctionType | None = None
     self._concrete: dict = {}
@@ -314,8 +296,24 @@ class JaxComputation(Computation):
       types = [parameter_type]
     key = tuple(types)
     if key not in self._concrete:
-      self._concrete[key] = JaxComputation(self.fn, types, self.name, self.param_names)
+      # Called without arguments, a function whose parameters all have
+      # defaults runs with those defaults.
+      self._concrete[key] = JaxComputation(self.fn, types, self.name,
+                                           self.param_names if types else [])
     return self._concrete[key]
+
+  def fn_for_argument_type(self, arg_type: Any) -> "JaxComputation":
+    """This computation with its parameter of type `arg_type` (TFF's
+    `PolymorphicComputation.fn_for_argument_type`); see `concretize`.
+
+    Example:
+      >>> @fedjit.jax_computation
+      ... def double(x):
+      ...   return x * 2
+      >>> str(double.fn_for_argument_type(np.int32).type_signature)
+      '(int32 -> int32)'
+    """
+    return self.concretize(None if arg_type is None else to_type(arg_type))
 
   def invoke(self, arg: Any) -> Any:
     """Calls the Python function on one argument of the parameter type."""
@@ -323,13 +321,17 @@ class JaxComputation(Computation):
       return self.fn()
     if self.num_params == 1:
       return self.fn(arg)
-    return self.fn(*_fields(arg, self.num_params))
+    return self.fn(*struct_fields(self.type_signature.parameter, arg))
 
   @api_boundary
   def __call__(self, *args, **kwargs):
     builder = _ir.current_builder()
-    if kwargs:
-      args = _bind(self.name, self.param_names, args, kwargs)
+    if self.polymorphic:
+      if kwargs:
+        args = _bind(self.name, self.param_names, args, kwargs)
+    else:
+      args = pack_args(self.name, self.type_signature.parameter, self.param_names,
+                       args, kwargs)
     if builder is not None and (not args or _ir._contains_value(list(args))):
       return _trace_call(builder, self, args)
     if _EXECUTING.get() or _has_jax_values(args):
@@ -358,14 +360,6 @@ def _arrays_out(fn: Callable) -> Callable:
     return out
   wrapper._fedjit_arrays_out = True
   return wrapper
-
-
-def _fields(arg, n):
-  if isinstance(arg, (list, tuple)) and len(arg) == n:
-    return list(arg)
-  if isinstance(arg, dict) and len(arg) == n:
-    return list(arg.values())
-  raise TypeError(f"Expected a structure of {n} values, got {type(arg).__name__}.")
 
 
 def _has_jax_values(args) -> bool:
@@ -462,17 +456,54 @@ def jax_computation(*types) -> Any:
     >>> str(add_half.type_signature)
     '(float32 -> float32)'
   """
-  if len(types) == 1 and callable(types[0]) and not isinstance(types[0], (Type, type)) \
-      and not hasattr(types[0], "dtype") and not _dtype_like(types[0]):
-    fn = types[0]
-    names = _positional_params(fn)
-    return JaxComputation(fn, [] if not names else None)
+  fn, types = _split_decorator_args(types, "jax_computation")
 
   @api_boundary
   def decorate(fn):
-    names = _positional_params(fn)
-    return JaxComputation(fn, _param_types(fn.__name__, names, types))
-  return decorate
+    _check_callable(fn, "jax_computation")
+    if not types:
+      names = python_parameters(fn, declared=False)
+      return JaxComputation(fn, [] if not names else None)
+    name = fn_name(fn, "jax_computation")
+    names = python_parameters(fn, declared=True)
+    return JaxComputation(fn, _param_types(name, names, types), name)
+  return decorate if fn is None else decorate(fn)
+
+
+def _is_function(x) -> bool:
+  """True for a Python function to decorate (not a type spec such as np.int32
+  or a namedtuple class, which are callable too)."""
+  return callable(x) and not isinstance(x, (Type, type)) and not hasattr(x, "dtype") \
+      and not _dtype_like(x)
+
+
+def _split_decorator_args(args: tuple, decorator: str) -> tuple:
+  """(function or None, types) from the decorator's arguments, which are
+  either types (`@decorator(np.int32)`), a function (bare `@decorator`), or
+  a function then types (`decorator(lambda x: x, np.int32)`), as in TFF.
+
+  The types are checked here, so that `decorator(10)` fails at once.
+  """
+  fn = None
+  if args and _is_function(args[0]):
+    fn, args = args[0], args[1:]
+  for t in args:
+    if _is_function(t):
+      raise TypeError(
+          f"fedjit.{decorator} takes types, or a function followed by types, but "
+          f"was given the function {fn_name(t)!r} after "
+          f"{'a function' if fn is not None else 'types'}. Decorate one function: "
+          f"@fedjit.{decorator}(np.int32) above def f(x).")
+    to_type(t)  # Raises a TypeError saying what a type may be.
+  return fn, args
+
+
+def _check_callable(fn, decorator: str) -> None:
+  if not callable(fn):
+    raise TypeError(
+        f"fedjit.{decorator} decorates a Python function, but was given "
+        f"{fn!r} of type {type(fn).__name__}. (Decorating a property's value, "
+        f"e.g. obj.prop, passes its value; pass a function or method instead.)")
 
 
 def _dtype_like(x) -> bool:
@@ -508,8 +539,8 @@ class FederatedComputation(Computation):
 
   @api_boundary
   def __call__(self, *args, **kwargs):
-    if kwargs:
-      args = _bind(self.name, self.param_names, args, kwargs)
+    args = pack_args(self.name, self.type_signature.parameter, self.param_names,
+                     args, kwargs)
     if len(args) != len(self.graph.params):
       raise TypeError(f"'{self.name}' takes {len(self.graph.params)} argument(s) "
                       f"{self.param_names}, got {len(args)}.")
@@ -630,24 +661,105 @@ def federated_computation(*types) -> Any:
     >>> get_average_temperature([68.5, 70.3, 69.8])
     np.float32(69.53334)
   """
-  if len(types) == 1 and callable(types[0]) and not isinstance(types[0], (Type, type)) \
-      and not hasattr(types[0], "dtype"):
-    return _trace(types[0], ())
+  fn, types = _split_decorator_args(types, "federated_computation")
 
   @api_boundary
   def decorate(fn):
+    _check_callable(fn, "federated_computation")
     return _trace(fn, types)
-  return decorate
+  return decorate if fn is None else decorate(fn)
+
+
+class PolymorphicFederatedComputation(Computation):
+  """A federated computation declared without parameter types: traced anew
+  for each distinct argument type it is called with (TFF's
+  `PolymorphicComputation`).
+
+  Created by a bare `@fedjit.federated_computation` on a function with
+  parameters. Called from Python, the argument types are inferred from the
+  values (unplaced: give a placed argument through a typed computation);
+  called inside another federated computation, they are the values' types.
+
+  Example:
+    >>> @fedjit.federated_computation
+    ... def pair(x, y):
+    ...   return x, y
+    >>> pair(1, 2.0)
+    (np.int32(1), np.float32(2.0))
+    >>> str(pair.fn_for_argument_type(fedjit.to_type([np.int32, np.float32])).type_signature)
+    '(<x=int32,y=float32> -> <int32,float32>)'
+  """
+
+  def __init__(self, fn: Callable, name: str, param_names: list[str]):
+    self.fn = fn
+    self.name = name
+    self.param_names = param_names
+    self._concrete: dict = {}
+    functools.update_wrapper(self, fn, updated=())
+
+  polymorphic = True
+
+  @property
+  def type_signature(self) -> FunctionType:
+    """Unknown until the computation is applied: raises a TypeError."""
+    raise TypeError(
+        f"federated_computation '{self.name}' was declared without parameter types, "
+        f"so its type is known only once it is called (see fn_for_argument_type). "
+        f"Declare the types, e.g. @fedjit.federated_computation("
+        f"fedjit.FederatedType(np.float32, fedjit.CLIENTS)).")
+
+  def fn_for_argument_type(self, arg_type: Any) -> FederatedComputation:
+    """The computation traced for a parameter of type `arg_type` (cached).
+
+    With several Python parameters, `arg_type` is a struct with one element
+    per parameter.
+    """
+    arg_type = None if arg_type is None else to_type(arg_type)
+    n = len(self.param_names)
+    if n > 1:
+      if not isinstance(arg_type, StructType) or len(arg_type) != n:
+        raise FederatedTypeError(
+            f"'{self.name}' takes {n} parameters ({', '.join(self.param_names)}); "
+            f"expected a struct type of {n} elements, got {arg_type}.")
+      types = tuple(arg_type.types())
+    else:
+      types = (arg_type,)
+    if types not in self._concrete:
+      self._concrete[types] = _trace(self.fn, types)
+    return self._concrete[types]
+
+  concretize = fn_for_argument_type
+
+  @api_boundary
+  def __call__(self, *args, **kwargs):
+    if kwargs:
+      args = _bind(self.name, self.param_names, args, kwargs)
+    if len(args) != len(self.param_names):
+      raise TypeError(f"'{self.name}' takes {len(self.param_names)} argument(s) "
+                      f"({', '.join(self.param_names)}), got {len(args)}.")
+    builder = _ir.current_builder()
+    types = []
+    for pname, a in zip(self.param_names, args):
+      if builder is not None and (_ir._contains_value(a) or isinstance(a, _ir.FunctionValue)):
+        types.append(a.type if isinstance(a, _ir.FunctionValue)
+                     else builder.value(a, f"argument of '{self.name}'").type)
+        continue
+      try:
+        types.append(infer_type(a))
+      except TypeError as e:
+        raise FederatedTypeError(
+            f"federated_computation '{self.name}' has no declared types, and the type "
+            f"of its argument '{pname}' cannot be inferred ({e}). Declare the types: "
+            f"@fedjit.federated_computation(type, ...).") from None
+    arg_type = types[0] if len(types) == 1 else StructType(list(zip(self.param_names, types)))
+    return self.fn_for_argument_type(arg_type)(*args)
 
 
 def _trace(fn: Callable, types: tuple) -> FederatedComputation:
-  name = getattr(fn, "__name__", "federated_computation")
-  names = _positional_params(fn)
+  name = fn_name(fn, "federated_computation")
+  names = python_parameters(fn, declared=bool(types))
   if names and not types:
-    raise TypeError(
-        f"federated_computation '{name}' takes parameters {names}, so it needs their "
-        f"types: @fedjit.federated_computation(fedjit.FederatedType(np.float32, "
-        f"fedjit.CLIENTS), ...).")
+    return PolymorphicFederatedComputation(fn, name, names)
   param_types = _param_types(name, names, types)
   for pname, t in zip(names, param_types):
     if isinstance(t, FunctionType) and (
@@ -675,4 +787,6 @@ def _trace(fn: Callable, types: tuple) -> FederatedComputation:
           f"(a federated value, or a structure of them): add a return statement.")
     result = builder.value(out, f"result of '{name}'")
   graph = _ir.Graph(builder.nodes, [p.index for p in params], result.index, names)
-  return FederatedComputation(graph, name)
+  comp = FederatedComputation(graph, name)
+  functools.update_wrapper(comp, fn, updated=())  # __doc__, __name__, __wrapped__
+  return comp
