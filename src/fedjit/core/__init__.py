@@ -29,6 +29,7 @@ from fedjit.core._placements import (CLIENTS, SERVER, Placement, PlacementLitera
                                      uri_to_placement_literal)
 from fedjit.core._sequence import Sequence
 from fedjit.core import _structure as structure
+from fedjit.core._ir import to_value
 from fedjit.core._serialization import deserialize, serialize
 from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
                                 PlacementType, SequenceType, StructType,
@@ -53,7 +54,7 @@ __all__ = [
     "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
     "CLIENTS",
     "SERVER", "Placement", "PlacementLiteral", "uri_to_placement_literal",
-    "Sequence", "deserialize", "serialize", "structure",
+    "Sequence", "deserialize", "serialize", "structure", "to_value",
     "AbstractType", "FederatedType", "FunctionType", "PlacementType", "SequenceType",
     "StructType", "StructWithPythonType", "TensorType",
     "Type", "infer_type", "to_type",

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from fedjit.core._errors import FederatedAttributeError, FederatedOperationError
+from fedjit.core._structure import Struct, to_elements
 from fedjit.core._types import (FederatedType, FunctionType, StructType, Type,
                                 infer_type, to_type)
 
 __all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef",
-           "DeferredComputation", "Builder", "current_builder"]
+           "DeferredComputation", "Builder", "current_builder", "to_value"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +124,21 @@ class Builder:
             f"pass it to this computation as an argument instead of capturing it.")
       return x
     if _contains_value(x):
-      if isinstance(x, dict):
+      container = type(x)
+      if isinstance(x, Struct):
+        items = [(n, self.value(v, what)) for n, v in to_elements(x)]
+        container = None
+      elif isinstance(x, dict):
         items = [(str(k), self.value(v, what)) for k, v in x.items()]
       elif hasattr(x, "_fields"):
         items = [(n, self.value(v, what)) for n, v in zip(x._fields, x)]
       elif isinstance(x, (list, tuple)):
         items = [(None, self.value(v, what)) for v in x]
+      elif _is_record(x):
+        items = [(n, self.value(v, what)) for n, v in _record_items(x)]
       else:
         raise FederatedOperationError(f"Cannot use {x!r} as a {what}.")
-      st = StructType([(n, v.type) for n, v in items], container=type(x))
+      st = StructType([(n, v.type) for n, v in items], container=container)
       return self.add("struct", [v.index for _, v in items], st)
     if callable(x) and not hasattr(x, "shape"):
       raise FederatedOperationError(
@@ -263,13 +270,27 @@ def _leaf_types(t):
   return [l for e in t.types() for l in _leaf_types(e)]
 
 
+def _is_record(x) -> bool:
+  """An attrs or dataclass instance (not a class)."""
+  return not isinstance(x, type) and (
+      getattr(type(x), "__attrs_attrs__", None) is not None or dataclasses.is_dataclass(x))
+
+
+def _record_items(x) -> list:
+  if getattr(type(x), "__attrs_attrs__", None) is not None:
+    return [(a.name, getattr(x, a.name)) for a in type(x).__attrs_attrs__]
+  return [(f.name, getattr(x, f.name)) for f in dataclasses.fields(x)]
+
+
 def _contains_value(x) -> bool:
   if isinstance(x, FederatedValue):
     return True
   if isinstance(x, dict):
     return any(_contains_value(v) for v in x.values())
-  if isinstance(x, (list, tuple)):
+  if isinstance(x, (list, tuple, Struct)):
     return any(_contains_value(v) for v in x)
+  if _is_record(x):
+    return any(_contains_value(v) for _, v in _record_items(x))
   return False
 
 
@@ -283,6 +304,14 @@ def _misuse(value: "FederatedValue", what: str, error: type = FederatedOperation
       f"federated_mean, ...). Move the JAX/NumPy code into a @fedjit.jax_computation "
       f"and apply it with fedjit.federated_map (for placed values) or by calling it "
       f"(for unplaced ones).")
+
+
+class FieldNotFoundError(FederatedAttributeError, KeyError):
+  """`v['name']` for a field a structure value lacks: an AttributeError (as in
+  TFF) and a KeyError (as for dicts)."""
+
+  def __str__(self) -> str:
+    return str(self.args[0]) if self.args else ""
 
 
 class FederatedValue:
@@ -310,13 +339,28 @@ class FederatedValue:
     t = self.type.member if isinstance(self.type, FederatedType) else self.type
     if not isinstance(t, StructType):
       raise FederatedOperationError(
-          f"Only structure values can be indexed or unpacked; this value has type "
-          f"{self.type}.")
+          f"Indexing, slicing and unpacking are only supported for structure "
+          f"values (such as <a=int32,b=float32> or {{<int32,float32>}}@CLIENTS); "
+          f"this value has type {self.type}. Index tensors inside a "
+          f"@fedjit.jax_computation instead.")
     return t
+
+  def __dir__(self) -> list[str]:
+    names = set(super().__dir__())
+    t = self.type.member if isinstance(self.type, FederatedType) else self.type
+    if isinstance(t, StructType):
+      names.update(n for n in t.names() if n is not None)
+    return sorted(names)
 
   def __getitem__(self, key):
     st = self._struct()
+    if isinstance(key, slice):
+      return self._slice(st, key)
     if isinstance(key, str):
+      if key not in st.names():
+        raise FieldNotFoundError(
+            f"There is no such attribute '{key}' in the value of type {self.type}; "
+            f"its fields are {[n for n in st.names() if n is not None]}.")
       index = st.index_of(key)
     elif isinstance(key, (int, np.integer)):
       index = int(key)
@@ -333,6 +377,21 @@ class FederatedValue:
       t = member
     return self._builder.add("select", [self.index], t, index=index)
 
+  def _slice(self, st: StructType, key: slice) -> "FederatedValue":
+    """`v[a:b:c]`: a structure of the selected fields (zipped if placed)."""
+    positions = list(range(len(st)))[key]
+    if not positions:
+      raise IndexError(
+          f"The slice {key.start}:{key.stop}:{key.step} of the value of type "
+          f"{self.type} would slice 0 elements; fedjit has no empty federated "
+          f"structures. Select at least one field.")
+    names = st.names()
+    fields = [(names[i], self[i]) for i in positions]
+    if isinstance(self.type, FederatedType):
+      from fedjit.core._intrinsics import federated_zip
+      return federated_zip(Struct(fields))
+    return self._builder.value(Struct(fields))
+
   def __getattr__(self, name: str):
     # Reached only for names that are not attributes of FederatedValue itself
     # (`type`, `type_signature`, `index`): struct fields, or misuse such as
@@ -342,11 +401,13 @@ class FederatedValue:
     t = self.type.member if isinstance(self.type, FederatedType) else self.type
     if isinstance(t, StructType) and name in t.names():
       return self[name]
-    fields = ""
     if isinstance(t, StructType):
-      fields = f" (its fields are {[n for n in t.names() if n is not None]})"
+      raise FederatedAttributeError(
+          f"There is no such attribute '{name}' in the value of type {self.type}; "
+          f"its fields are {[n for n in t.names() if n is not None]}. Select a "
+          f"field by name (v.a, v['a']) or position (v[0]).")
     raise _misuse(self, f"`.{name}`", FederatedAttributeError,
-                  doing=f"read the attribute `.{name}` of", detail=fields)
+                  doing=f"read the attribute `.{name}` of")
 
   def __len__(self) -> int:
     return len(self._struct())
@@ -453,3 +514,99 @@ def find_value_in_traceback(exc: BaseException) -> "FederatedValue | None":
         if isinstance(candidate, FederatedValue):
           return candidate
   return None
+
+
+def to_value(value: Any, type_spec: Any = None) -> FederatedValue:
+  """A value of the federated computation being traced (TFF's `to_value`).
+
+  Builds a value from a federated value, a Python container (list, tuple,
+  dict, namedtuple, dataclass, attrs instance or `fedjit.structure.Struct`)
+  of them, or a constant (a Python number, NumPy scalar or array). With
+  `type_spec`, the constant takes that type (`to_value(1, np.float32)` is a
+  float32 constant) and the value must be assignable to it.
+
+  Only inside a `@fedjit.federated_computation` being traced: elsewhere
+  values are plain Python/NumPy values and need no conversion.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.SERVER))
+    ... def pair(x):
+    ...   v = fedjit.to_value([x, x])
+    ...   assert str(v.type_signature) == '<int32@SERVER,int32@SERVER>'
+    ...   return v
+    >>> str(pair.type_signature)
+    '(int32@SERVER -> <int32@SERVER,int32@SERVER>)'
+
+  Raises:
+    TypeError: not inside a federated computation, `value` cannot become a
+      federated value, or its type is not assignable to `type_spec`.
+    ValueError: a constant cannot be represented in `type_spec`'s dtype
+      (e.g. `10` as a bool).
+  """
+  b = current_builder()
+  if b is None:
+    raise FederatedOperationError(
+        "fedjit.to_value builds values of a federated computation being traced; "
+        "call it inside a @fedjit.federated_computation. Outside one, use the "
+        "Python/NumPy value itself.")
+  t = None if type_spec is None else to_type(type_spec)
+  if isinstance(value, FederatedValue) or _contains_value(value):
+    v = b.value(value, "value")
+  else:
+    from fedjit.core._types import SequenceType, TensorType
+    if isinstance(t, TensorType):
+      v = b.add("constant", [], t, value=[_cast_constant(value, t)])
+    elif isinstance(t, SequenceType):
+      raise FederatedOperationError(
+          f"fedjit.to_value cannot build a sequence of type {t} from {value!r} inside "
+          f"a federated computation; pass sequences as arguments of the computation.")
+    else:
+      if not _is_convertible(value):
+        raise FederatedOperationError(
+            f"Expected a Python types that is convertible to a `fedjit.FederatedValue` "
+            f"(a federated value, a NumPy/Python number or array, or a list, tuple, "
+            f"dict, namedtuple, dataclass or Struct of them), found {type(value)}.")
+      v = b.value(value, "value")
+  if t is not None and not t.is_assignable_from(v.type):
+    from fedjit.core._errors import TypeNotAssignableError
+    raise TypeNotAssignableError(
+        f"fedjit.to_value: the value of type {v.type} is not assignable to the "
+        f"requested type {t}.")
+  return v
+
+
+def _is_convertible(x) -> bool:
+  if isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray)):
+    return True
+  if hasattr(x, "dtype") and hasattr(x, "shape"):
+    return True
+  if isinstance(x, (list, tuple, Struct)):
+    return all(_is_convertible(e) for e in x)
+  if isinstance(x, dict):
+    return all(_is_convertible(e) for e in x.values())
+  if _is_record(x):
+    return all(_is_convertible(e) for _, e in _record_items(x))
+  return False
+
+
+def _cast_constant(value, t):
+  """`value` as an array of tensor type `t`, or a ValueError if it does not fit."""
+  if not _is_convertible(value) or isinstance(value, (list, tuple, dict)):
+    raise FederatedOperationError(
+        f"Expected a Python types that is convertible to a `fedjit.FederatedValue` of "
+        f"type {t}, found {value!r} ({type(value).__name__}).")
+  a = np.asarray(value)
+  if a.dtype != t.dtype and not np.can_cast(np.min_scalar_type(a) if a.ndim == 0 else a.dtype,
+                                             t.dtype, casting="same_kind"):
+    raise ValueError(
+        f"Cannot represent the value {value!r} ({a.dtype}) as the type {t}; give a "
+        f"value of a compatible dtype, or a matching type_spec.")
+  out = a.astype(t.dtype)
+  if a.dtype != t.dtype and not np.array_equal(out, a):
+    raise ValueError(f"The value {value!r} changes when converted to {t} ({out!r}).")
+  if t.shape is not None and any(
+      d is not None and d != s for d, s in zip(t.shape, out.shape)) or (
+      t.shape is not None and len(t.shape) != out.ndim):
+    raise ValueError(f"The value of shape {out.shape} does not fit the type {t}.")
+  return out

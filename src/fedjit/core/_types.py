@@ -858,6 +858,9 @@ def to_type(spec: Any) -> Type:
   """
   if isinstance(spec, Type):
     return spec
+  from fedjit.core._structure import Struct, to_elements
+  if isinstance(spec, Struct):
+    return StructType(to_elements(spec))
   if _is_dtype_like(spec):
     return TensorType(_dtype(spec))
   if (hasattr(spec, "dtype") and hasattr(spec, "shape") and not isinstance(spec, type)
@@ -902,6 +905,9 @@ def infer_type(value: Any) -> Type:
   for py, dt in _PY_SCALARS.items():
     if type(value) is py:
       return TensorType(dt)
+  from fedjit.core._structure import Struct, to_elements
+  if isinstance(value, Struct):
+    return StructType([(n, infer_type(v)) for n, v in to_elements(value)])
   if hasattr(value, "dtype") and hasattr(value, "shape"):
     # As JAX computes it: 64-bit only in JAX's 64-bit mode.
     dt = np.dtype(jax.dtypes.canonicalize_dtype(value.dtype))
@@ -954,13 +960,9 @@ def build_container(t: StructType, values: PySequence[Any]):
     return c(values)
   if c is not None and (_is_attrs_class(c) or _is_dataclass_class(c)):
     return c(**dict(zip(names, values)))
-  if names and all(n is not None for n in names):
-    return dict(zip(names, values))
-  if any(n is not None for n in names):
-    return collections.OrderedDict(
-        (n if n is not None else f"_{i}", v)
-        for i, (n, v) in enumerate(zip(names, values)))
-  return tuple(values)
+  # No Python container: a `fedjit.structure.Struct`, as in TFF (named or not).
+  from fedjit.core._structure import Struct
+  return Struct(list(zip(names, values)))
 
 
 def struct_fields(t: StructType, value: Any) -> list[Any]:
@@ -969,6 +971,15 @@ def struct_fields(t: StructType, value: Any) -> list[Any]:
   Raises a TypeError saying what was expected when the value does not fit.
   """
   names = t.names()
+  from fedjit.core._structure import Struct
+  if isinstance(value, Struct):
+    from fedjit.core._structure import name_list_with_nones
+    vnames = name_list_with_nones(value)
+    if len(value) != len(t) or any(
+        n is not None and v is not None and n != v for n, v in zip(names, vnames)):
+      raise TypeError(f"Expected a structure {t} with fields {list(names)}, got a "
+                      f"Struct with fields {vnames}.")
+    return list(value)
   if isinstance(value, collections.abc.Mapping):
     if not all(n is not None for n in names):
       raise TypeError(f"Expected a tuple or list for {t}, got a dict with keys "
