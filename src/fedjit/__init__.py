@@ -36,13 +36,13 @@ from fedjit.core import __all__ as _core_all
 
 __version__ = "0.1.0"
 
-__all__ = list(_core_all) + ["templates", "learning", "simulation", "__version__"]
+__all__ = list(_core_all) + ["templates", "aggregators", "learning", "simulation", "__version__"]
 
 
 def __getattr__(name):
-  # `fedjit.learning` and `fedjit.simulation` are imported on first use, so the
-  # Federated Core alone stays light.
-  if name in ("learning", "simulation"):
+  # `fedjit.aggregators`, `fedjit.learning` and `fedjit.simulation` are imported
+  # on first use, so the Federated Core alone stays light.
+  if name in ("aggregators", "learning", "simulation"):
     import importlib
     return importlib.import_module(f"fedjit.{name}")
   raise AttributeError(f"module 'fedjit' has no attribute {name!r}")

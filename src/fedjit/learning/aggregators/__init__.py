@@ -1,14 +1,20 @@
 """Aggregators: factories whose `create` gives an `AggregationProcess`.
 
+The same objects are `fedjit.aggregators` (TFF's `tff.aggregators`).
+
 Example:
   >>> trainer = build_weighted_fed_avg(model, client_optimizer_fn,
   ...                                  model_aggregator=MeanFactory())
 """
 
+from fedjit.learning.aggregators._accounting import PrivacyAccountant
+from fedjit.learning.aggregators._differential_privacy import (DifferentiallyPrivateFactory,
+                                                               adaptive_clip_noise_params)
 from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
                                                UnweightedAggregationFactory,
                                                UnweightedMeanFactory,
                                                WeightedAggregationFactory)
 
 __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
-           "WeightedAggregationFactory", "UnweightedAggregationFactory"]
+           "WeightedAggregationFactory", "UnweightedAggregationFactory",
+           "DifferentiallyPrivateFactory", "PrivacyAccountant", "adaptive_clip_noise_params"]
