@@ -16,8 +16,7 @@ Spelling: `test_wrap` -> `wrap` (`fedjit.jax_computation` or
 the result R and `str(parameter type)` T; `x + 10` -> `add(x, 10)` and `a * b` -> `mul(a, b)` where a
 body must also trace in a federated computation (there, unplaced values are
 added by a jax computation; inside a jax computation `add` is plain `+`);
-`arg.x` on a struct parameter -> `arg['x']` (a fedjit struct value is indexed
-by name; see tests/compat/test_structure.py for attribute access).
+a struct parameter is a `fedjit.structure.Struct` (`arg.x` as in TFF).
 
 Left out: `test_as_wrapper_with_classmethod` (its computation returns the
 Python string 'C_foo'; JAX computations compute arrays, not strings: a
@@ -208,7 +207,7 @@ def test_as_decorator_with_tuple_params_on_one_parameter_py_fn(wrap, backend):
   @wrap([("x", np.int32), ("y", np.int32)])
   def my_fn(arg):
     """This is my fn."""
-    return add(arg["x"], arg["y"])  # spelling: arg.x -> arg['x']
+    return add(arg.x, arg.y)
 
   assert _param(my_fn) == "<x=int32,y=int32>"  # '<x=1,y=2> : <x=int32,y=int32> -> 3'
   assert my_fn(1, 2) == 3  # pylint: disable=too-many-function-args

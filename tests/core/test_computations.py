@@ -304,11 +304,26 @@ def test_mismatched_number_of_clients_fails():
     pair([1.0, 2.0], [1.0])
 
 
-def test_federated_computation_with_parameters_needs_types():
-  with pytest.raises(TypeError, match="needs their types"):
-    @fedjit.federated_computation
-    def untyped(x):
-      return x
+def test_federated_computation_without_types_is_polymorphic():
+  traces = []
+
+  @fedjit.federated_computation
+  def untyped(x):
+    traces.append(x.type)
+    return x
+
+  with pytest.raises(TypeError, match="declared without parameter types"):
+    untyped.type_signature
+  assert untyped(np.float32(1.5)) == np.float32(1.5)
+  assert untyped(np.float32(2.5)) == np.float32(2.5)  # same type: not traced again
+  assert untyped(np.int32(3)) == 3
+  assert [str(t) for t in traces] == ["float32", "int32"]
+  assert str(untyped.fn_for_argument_type(np.int32).type_signature) == "(int32 -> int32)"
+
+  @fedjit.federated_computation(F32_CLIENTS)
+  def outer(v):
+    return untyped(v)  # traced with the placed type of the value
+  assert str(outer.type_signature) == "({float32}@CLIENTS -> {float32}@CLIENTS)"
 
 
 def test_intrinsics_outside_federated_computation_fail_clearly():

@@ -18,7 +18,7 @@ import numpy as np
 
 from fedjit.core import _ir
 from fedjit._tracebacks import api_boundary
-from fedjit.core._function_utils import (declared_parameter_types, fn_name, pack_args,
+from fedjit.core._function_utils import (declared_parameter_types, fn_name, pack_call_args,
                                          python_parameters)
 from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
                                  FederatedValueError, PlacementError, add_context)
@@ -330,7 +330,7 @@ class JaxComputation(Computation):
       if kwargs:
         args = _bind(self.name, self.param_names, args, kwargs)
     else:
-      args = pack_args(self.name, self.type_signature.parameter, self.param_names,
+      args = pack_call_args(self.name, self.type_signature.parameter, self.param_names,
                        args, kwargs)
     if builder is not None and (not args or _ir._contains_value(list(args))):
       return _trace_call(builder, self, args)
@@ -539,7 +539,7 @@ class FederatedComputation(Computation):
 
   @api_boundary
   def __call__(self, *args, **kwargs):
-    args = pack_args(self.name, self.type_signature.parameter, self.param_names,
+    args = pack_call_args(self.name, self.type_signature.parameter, self.param_names,
                      args, kwargs)
     if len(args) != len(self.graph.params):
       raise TypeError(f"'{self.name}' takes {len(self.graph.params)} argument(s) "

@@ -15,10 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fedjit.core._types import StructType, Type, build_container, struct_fields
+from fedjit.core._types import (StructType, Type, build_container, struct_fields,
+                                to_type)
 
 __all__ = ["fn_name", "python_parameters", "declared_parameter_types",
-           "is_argument_struct", "pack_args"]
+           "is_argument_struct", "unpack_args_from_struct", "pack_args_into_struct",
+           "pack_args", "pack_call_args"]
 
 
 def fn_name(fn: Callable, default: str = "computation") -> str:
@@ -101,12 +103,127 @@ def is_argument_struct(t: Any) -> bool:
     >>> is_argument_struct(fedjit.to_type([('a', np.int32), np.int32]))
     False
   """
-  if not isinstance(t, StructType):
+  names = _element_names(t)
+  if names is None:
     return False
-  names = t.names()
   named = [i for i, n in enumerate(names) if n is not None]
   unnamed = [i for i, n in enumerate(names) if n is None]
   return not named or not unnamed or max(unnamed) < min(named)
+
+
+def _element_names(x: Any) -> list | None:
+  """The element names of a Struct value or of a struct type (spec), or None."""
+  from fedjit.core._structure import Struct, name_list_with_nones
+  if isinstance(x, Struct):
+    return name_list_with_nones(x)
+  if x is None:
+    return None
+  if not isinstance(x, Type):
+    x = to_type(x)
+  return list(x.names()) if isinstance(x, StructType) else None
+
+
+def unpack_args_from_struct(struct_with_args: Any) -> tuple[list, dict]:
+  """Splits a Struct value or a struct type into positional and keyword parts
+  (its unnamed and named elements), as TFF's `function_utils` does.
+
+  Example:
+    >>> unpack_args_from_struct(fedjit.structure.Struct([(None, 1), ('a', 2)]))
+    ([1], {'a': 2})
+  """
+  from fedjit.core._structure import Struct, to_elements
+  if not is_argument_struct(struct_with_args):
+    raise TypeError(f"Expected a struct whose unnamed elements all precede its named "
+                    f"ones, got {struct_with_args}.")
+  if isinstance(struct_with_args, Struct):
+    elements = to_elements(struct_with_args)
+  else:
+    elements = list(to_type(struct_with_args).items())
+  args = [v for n, v in elements if n is None]
+  kwargs = {n: v for n, v in elements if n is not None}
+  return args, kwargs
+
+
+def _fill(name: str, st: StructType, args, kwargs) -> list:
+  """The element values of struct type `st` from positional then keyword
+  arguments, as in a Python call."""
+  values = []
+  used = set()
+  for index, (elem_name, elem_type) in enumerate(st.items()):
+    if index < len(args):
+      if elem_name is not None and elem_name in kwargs:
+        raise TypeError(f"'{name}' was given the argument '{elem_name}' twice "
+                        f"(by position and by name).")
+      values.append(args[index])
+    elif elem_name is not None and elem_name in kwargs:
+      values.append(kwargs[elem_name])
+      used.add(elem_name)
+    elif elem_name is not None:
+      raise TypeError(f"'{name}' is missing the argument '{elem_name}' of type "
+                      f"{elem_type} (its parameter type is {st}).")
+    else:
+      raise TypeError(f"'{name}' is missing the argument at position {index}, of "
+                      f"type {elem_type} (its parameter type is {st}).")
+  if len(args) > len(st):
+    raise TypeError(f"'{name}' takes {len(st)} argument(s) (its parameter type is "
+                    f"{st}), but was given {len(args)} positional argument(s).")
+  unused = [k for k in kwargs if k not in used]
+  if unused:
+    raise TypeError(f"'{name}' got unexpected keyword argument(s) {unused}; its "
+                    f"parameter type {st} names the elements "
+                    f"{[n for n in st.names() if n is not None]}.")
+  return values
+
+
+def pack_args_into_struct(args, kwargs, type_spec: Any = None):
+  """Packs positional and keyword arguments into a `fedjit.structure.Struct`
+  (TFF's `function_utils.pack_args_into_struct`).
+
+  Without `type_spec`, the positional arguments come first, then the keyword
+  ones in their order. With a struct `type_spec`, they fill its elements as
+  in a Python call (by position, then by name).
+
+  Example:
+    >>> pack_args_into_struct([1], {'y': True}, [('x', np.int32), ('y', np.bool_)])
+    Struct([('x', 1), ('y', True)])
+  """
+  from fedjit.core._structure import Struct
+  if type_spec is None:
+    return Struct([(None, a) for a in args] + list(kwargs.items()))
+  st = to_type(type_spec)
+  if not is_argument_struct(st):
+    raise TypeError(f"The parameter type {st} is not a struct whose unnamed elements "
+                    f"all precede its named ones, so it cannot be filled from "
+                    f"positional and keyword arguments; build the struct value instead.")
+  values = _fill("the call", st, args, kwargs)
+  return Struct(list(zip(st.names(), values)))
+
+
+def pack_args(parameter_type: Any, args, kwargs):
+  """The call's arguments as one value of `parameter_type` (TFF's
+  `function_utils.pack_args`): None for no parameter, the single positional
+  argument itself, or a Struct filled from several arguments.
+
+  Example:
+    >>> str(pack_args([('x', np.int32), ('y', np.bool_)], [1], {'y': True}))
+    '<x=1,y=True>'
+  """
+  if parameter_type is None:
+    if args or kwargs:
+      raise TypeError(f"Expected no arguments, got {len(args)} positional and "
+                      f"{len(kwargs)} keyword argument(s).")
+    return None
+  parameter_type = to_type(parameter_type)
+  if not args and not kwargs:
+    raise TypeError(f"Declared a parameter of type {parameter_type}, but got no "
+                    f"arguments.")
+  if len(args) == 1 and not kwargs:
+    return args[0]
+  if not isinstance(parameter_type, StructType):
+    raise TypeError(f"The parameter type {parameter_type} takes a single positional "
+                    f"argument, but got {len(args)} positional and {len(kwargs)} "
+                    f"keyword argument(s).")
+  return pack_args_into_struct(args, kwargs, parameter_type)
 
 
 def _is_whole_value(value: Any) -> bool:
@@ -125,8 +242,8 @@ def _split(t: StructType, value: Any) -> list[Any]:
   return struct_fields(t, value)
 
 
-def pack_args(name: str, parameter_type: Type | None, param_names: list[str],
-              args: tuple, kwargs: dict) -> tuple:
+def pack_call_args(name: str, parameter_type: Type | None, param_names: list[str],
+                   args: tuple, kwargs: dict) -> tuple:
   """The call's arguments as one value per Python parameter of a computation.
 
   As TFF's `function_utils.pack_args`: a single positional argument is the
@@ -146,7 +263,7 @@ def pack_args(name: str, parameter_type: Type | None, param_names: list[str],
 
   Example:
     >>> t = fedjit.to_type([('x', np.int32), ('y', np.bool_)])
-    >>> pack_args('f', t, ['x', 'y'], (1,), {'y': True})
+    >>> pack_call_args('f', t, ['x', 'y'], (1,), {'y': True})
     (1, True)
   """
   if parameter_type is None:
@@ -185,31 +302,7 @@ def pack_args(name: str, parameter_type: Type | None, param_names: list[str],
         f"'{name}' has the parameter type {st}, whose named elements do not all "
         f"follow its unnamed ones, so it cannot be filled from several positional "
         f"and keyword arguments; build the struct value and pass it as one argument.")
-  values = []
-  used = set()
-  for index, (elem_name, elem_type) in enumerate(st.items()):
-    if index < len(args):
-      if elem_name is not None and elem_name in kwargs:
-        raise TypeError(f"'{name}' was given the argument '{elem_name}' twice "
-                        f"(by position and by name).")
-      values.append(args[index])
-    elif elem_name is not None and elem_name in kwargs:
-      values.append(kwargs[elem_name])
-      used.add(elem_name)
-    elif elem_name is not None:
-      raise TypeError(f"'{name}' is missing the argument '{elem_name}' of type "
-                      f"{elem_type} (its parameter type is {st}).")
-    else:
-      raise TypeError(f"'{name}' is missing the argument at position {index}, of "
-                      f"type {elem_type} (its parameter type is {st}).")
-  if len(args) > len(st):
-    raise TypeError(f"'{name}' takes {len(st)} argument(s) (its parameter type is "
-                    f"{st}), but was given {len(args)} positional argument(s).")
-  unused = [k for k in kwargs if k not in used]
-  if unused:
-    raise TypeError(f"'{name}' got unexpected keyword argument(s) {unused}; its "
-                    f"parameter type {st} names the elements "
-                    f"{[n for n in st.names() if n is not None]}.")
+  values = _fill(name, st, args, kwargs)
   if num_params == len(st) and num_params > 1:
     return tuple(values)
   return (build_container(st, values),)
