@@ -804,131 +804,6 @@ def _record_fields(c: type) -> list[str]:
   return [f.name for f in dataclasses.fields(c)]
 
 
-_PY_SCALARS = {bool: np.bool_, int: np.int32, float: np.float32}
-
-
-def _annotated_fields(cls: type) -> list[tuple[str, Any]]:
-  """`(name, annotation)` for the fields of a NamedTuple, dataclass or attrs class."""
-  try:
-    hints = typing.get_type_hints(cls)
-  except Exception:  # noqa: BLE001  (unresolvable string annotations)
-    hints = dict(getattr(cls, "__annotations__", {}))
-  names = list(cls._fields) if _is_namedtuple_class(cls) else _record_fields(cls)
-  out = []
-  for n in names:
-    if n not in hints:
-      raise TypeError(
-          f"Cannot use the class {cls.__name__} as a type spec: its field {n!r} has no "
-          f"type annotation. Annotate every field with a type spec (e.g. "
-          f"{n}: np.float32), or pass an instance whose fields hold type specs.")
-    a = hints[n]
-    out.append((n, _PY_SCALARS.get(a, a)))
-  return out
-
-
-def to_type(spec: Any) -> Type:
-  """Converts a type specification into a fedjit `Type` (TFF's `to_type`).
-
-  Accepted:
-
-  * a `Type`;
-  * a dtype: `np.float32`, `jnp.int32`, `np.dtype('int32')` or a dtype name
-    such as `'float32'`;
-  * a `(dtype, shape)` pair: `(np.float32, [None, 784])` is `float32[?,784]`;
-  * anything with `dtype` and `shape` (a `jax.ShapeDtypeStruct`, an array);
-  * a list or tuple of specs, `(name, spec)` pairs, or both: a list with a
-    `(name, spec)` pair is a plain named `StructType`
-    (`[('a', np.int32), ('b', np.float32)]` is `<a=int32,b=float32>`), a
-    single pair `('a', np.int32)` is `<a=int32>`, and otherwise the list or
-    tuple is kept as the container of a `StructWithPythonType`;
-  * a dict, namedtuple, dataclass or attrs instance whose fields hold specs;
-  * a `typing.NamedTuple`, dataclass or attrs class whose field annotations
-    are specs (Python `int`, `float`, `bool` mean int32, float32, bool).
-
-  Raises:
-    TypeError: `spec` is none of these (the message lists what is accepted).
-
-  Example:
-    >>> import jax, numpy as np, fedjit
-    >>> str(fedjit.to_type([jax.ShapeDtypeStruct((784, 10), np.float32),
-    ...                     jax.ShapeDtypeStruct((10,), np.float32)]))
-    '<float32[784,10],float32[10]>'
-    >>> str(fedjit.to_type([('x', np.int32), ('y', (np.float32, [2]))]))
-    '<x=int32,y=float32[2]>'
-  """
-  if isinstance(spec, Type):
-    return spec
-  from fedjit.core._structure import Struct, to_elements
-  if isinstance(spec, Struct):
-    return StructType(to_elements(spec))
-  if _is_dtype_like(spec):
-    return TensorType(_dtype(spec))
-  if (hasattr(spec, "dtype") and hasattr(spec, "shape") and not isinstance(spec, type)
-      and not isinstance(spec, (list, tuple, dict))):
-    return TensorType(spec.dtype, tuple(spec.shape))
-  if _is_tensor_spec(spec):
-    return TensorType(_dtype(spec[0]), spec[1])
-  if _is_namedtuple(spec):
-    return StructType(list(zip(spec._fields, spec)), container=type(spec))
-  if isinstance(spec, (list, tuple)):
-    if any(_is_name_value_pair(e, str) for e in spec):
-      # Named fields: a plain structure, without the Python container (TFF).
-      return StructType(spec)
-    return StructType(spec, container=type(spec))
-  if isinstance(spec, collections.abc.Mapping):
-    return StructType([(str(k), v) for k, v in spec.items()], container=type(spec))
-  if _is_attrs_class(type(spec)) or _is_dataclass_class(type(spec)):
-    return StructType([(n, getattr(spec, n)) for n in _record_fields(type(spec))],
-                      container=type(spec))
-  if _is_namedtuple_class(spec) or _is_attrs_class(spec) or _is_dataclass_class(spec):
-    return StructType(_annotated_fields(spec), container=spec)
-  raise TypeError(
-      f"Cannot interpret {spec!r} (of Python type {type(spec).__name__}) as a "
-      f"fedjit type. Expected a fedjit Type, a dtype such as np.float32, a "
-      f"(dtype, shape) pair, a jax.ShapeDtypeStruct, a list/tuple/dict of "
-      f"these or of (name, spec) pairs, or a namedtuple, dataclass or attrs "
-      f"instance or class whose fields are these.")
-
-
-def infer_type(value: Any) -> Type:
-  """The type of a concrete value (arrays, Python scalars, pytrees of them).
-
-  Python floats are `float32` and ints `int32`, as in JAX's default mode.
-
-  Example:
-    >>> import numpy as np, fedjit
-    >>> str(fedjit.infer_type({'w': np.zeros((2, 3), np.float32), 'n': 3}))
-    '<w=float32[2,3],n=int32>'
-  """
-  if isinstance(value, Type):
-    raise TypeError(f"Expected a value, got the type {value}.")
-  for py, dt in _PY_SCALARS.items():
-    if type(value) is py:
-      return TensorType(dt)
-  from fedjit.core._structure import Struct, to_elements
-  if isinstance(value, Struct):
-    return StructType([(n, infer_type(v)) for n, v in to_elements(value)])
-  if hasattr(value, "dtype") and hasattr(value, "shape"):
-    # As JAX computes it: 64-bit only in JAX's 64-bit mode.
-    dt = np.dtype(jax.dtypes.canonicalize_dtype(value.dtype))
-    return TensorType(dt, tuple(value.shape))
-  if _is_namedtuple(value):
-    return StructType([(n, infer_type(v)) for n, v in zip(value._fields, value)],
-                      container=type(value))
-  if isinstance(value, collections.abc.Mapping):
-    return StructType([(str(k), infer_type(v)) for k, v in value.items()],
-                      container=type(value))
-  if isinstance(value, (list, tuple)):
-    return StructType([infer_type(v) for v in value], container=type(value))
-  if _is_attrs_class(type(value)) or _is_dataclass_class(type(value)):
-    return StructType([(n, infer_type(getattr(value, n)))
-                       for n in _record_fields(type(value))], container=type(value))
-  raise TypeError(
-      f"Cannot infer a fedjit type for {value!r} of Python type "
-      f"{type(value).__name__}; expected arrays, Python numbers, or "
-      f"tuples/lists/dicts of them.")
-
-
 def check_no_placement_in(t: Type) -> bool:
   """True if `t` contains no FederatedType or FunctionType."""
   return _first_in(t, (FederatedType, FunctionType)) is None
@@ -946,62 +821,6 @@ def check_concrete(t: Type, fn_name: str) -> None:
         f"and federated types of these). AbstractType and PlacementType describe "
         f"signatures only. Declare the concrete type, or leave the types out of "
         f"@fedjit.jax_computation to have them inferred from the arguments.")
-
-
-def build_container(t: StructType, values: PySequence[Any]):
-  """Builds a Python value of struct type `t` from its field values."""
-  names = t.names()
-  c = t.container
-  if c is not None and hasattr(c, "_fields"):
-    return c(*values)
-  if c is not None and issubclass(c, collections.abc.Mapping):
-    return c(zip(names, values))
-  if c in (list, tuple):
-    return c(values)
-  if c is not None and (_is_attrs_class(c) or _is_dataclass_class(c)):
-    return c(**dict(zip(names, values)))
-  # No Python container: a `fedjit.structure.Struct`, as in TFF (named or not).
-  from fedjit.core._structure import Struct
-  return Struct(list(zip(names, values)))
-
-
-def struct_fields(t: StructType, value: Any) -> list[Any]:
-  """Splits a Python value of struct type `t` into its field values.
-
-  Raises a TypeError saying what was expected when the value does not fit.
-  """
-  names = t.names()
-  from fedjit.core._structure import Struct
-  if isinstance(value, Struct):
-    from fedjit.core._structure import name_list_with_nones
-    vnames = name_list_with_nones(value)
-    if len(value) != len(t) or any(
-        n is not None and v is not None and n != v for n, v in zip(names, vnames)):
-      raise TypeError(f"Expected a structure {t} with fields {list(names)}, got a "
-                      f"Struct with fields {vnames}.")
-    return list(value)
-  if isinstance(value, collections.abc.Mapping):
-    if not all(n is not None for n in names):
-      raise TypeError(f"Expected a tuple or list for {t}, got a dict with keys "
-                      f"{list(value)}.")
-    if set(map(str, value)) != set(names):
-      raise TypeError(f"Expected a structure {t} with fields {list(names)}, got "
-                      f"fields {list(value)}.")
-    lookup = {str(k): v for k, v in value.items()}
-    return [lookup[n] for n in names]
-  if _is_namedtuple(value) or isinstance(value, (list, tuple)):
-    if len(value) != len(t):
-      raise TypeError(f"Expected a structure of {len(t)} fields for {t}, got "
-                      f"{len(value)} fields.")
-    return list(value)
-  if _is_attrs_class(type(value)) or _is_dataclass_class(type(value)):
-    fields = _record_fields(type(value))
-    if len(fields) != len(t) or any(n is not None and n != f for n, f in zip(names, fields)):
-      raise TypeError(f"Expected a structure {t} with fields {list(names)}, got a "
-                      f"{type(value).__name__} with fields {fields}.")
-    return [getattr(value, f) for f in fields]
-  raise TypeError(f"Expected a structure {t} (a tuple, list or dict), got "
-                  f"{type(value).__name__}.")
 
 
 def _string_representation(type_spec: Type, formatted: bool) -> str:
@@ -1060,3 +879,11 @@ def _string_representation(type_spec: Type, formatted: bool) -> str:
 
   lines = [line.rstrip() for line in lines_for_type(type_spec)]
   return "\n".join(lines) if formatted else "".join(lines)
+
+
+# The conversions between Python values and types live in _type_conversions;
+# imported here (after the classes they build) so `_types.to_type` and the
+# rest keep working for the modules that import them from here.
+from fedjit.core._type_conversions import (  # noqa: E402
+    _PY_SCALARS, _annotated_fields, build_container, infer_type, struct_fields,
+    to_type)
