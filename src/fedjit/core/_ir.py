@@ -610,3 +610,43 @@ def _cast_constant(value, t):
       t.shape is not None and len(t.shape) != out.ndim):
     raise ValueError(f"The value of shape {out.shape} does not fit the type {t}.")
   return out
+
+
+def ensure_federated_value(value: FederatedValue, placement=None,
+                           label: str | None = None) -> FederatedValue:
+  """`value` as one federated value, placed at `placement` if given (TFF's
+  `value_utils.ensure_federated_value`).
+
+  A structure of federated values at one placement is zipped
+  (`fedjit.federated_zip`) into a federated structure.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> from fedjit.core._ir import ensure_federated_value
+    >>> @fedjit.federated_computation([fedjit.FederatedType(np.int32, fedjit.CLIENTS)] * 2)
+    ... def zipped(x):
+    ...   return ensure_federated_value(x, fedjit.CLIENTS)
+    >>> str(zipped.type_signature.result)
+    '{<int32,int32>}@CLIENTS'
+
+  Raises:
+    TypeError: `value` is not federated and cannot be zipped into one
+      federated value, or it is placed elsewhere than `placement`.
+  """
+  what = label or "value"
+  if not isinstance(value.type, FederatedType):
+    from fedjit.core._intrinsics import federated_zip
+    try:
+      value = federated_zip(value)
+    except (TypeError, ValueError) as e:
+      raise FederatedOperationError(
+          f"The {what} must be a federated value or implicitly convertible to a "
+          f"federated value (a structure of federated values at one placement), got "
+          f"a {value.type}: {e}") from None
+  if placement is not None and value.type.placement != placement:
+    raise FederatedOperationError(
+        f"The {what} should be placed at {placement}, but it is placed at "
+        f"{value.type.placement} (type {value.type}). Move it with "
+        f"fedjit.federated_broadcast (SERVER to CLIENTS) or an aggregation such as "
+        f"fedjit.federated_sum (CLIENTS to SERVER).")
+  return value
