@@ -563,3 +563,66 @@ def test_function_parameters_in_sequence_intrinsics(any_backend):
   assert [int(t) for t in total] == [60, 0, 40]
   with pytest.raises(fedjit.FederatedTypeError, match="expects a function of type"):
     _sequence_ops_with_function_parameters(lambda a, x: a, lambda x: x * 1.5, data)
+
+
+# Declaring and calling computations as in TFF (see also
+# tests/compat/test_computation_wrapper.py and test_function_utils.py).
+
+@pytest.mark.parametrize("decorator", [fedjit.jax_computation, fedjit.federated_computation])
+def test_struct_parameter_calling_conventions(decorator):
+  mul = fedjit.jax_computation(lambda a, b: a * b)
+
+  @decorator([("a", np.int32), ("b", np.float32)])
+  def f(a, b):
+    return mul(a, b)
+
+  assert str(f.type_signature.parameter) == "<a=int32,b=float32>"
+  # 2 * 1.5 = 3, by hand, however the argument is given.
+  for result in (f(2, 1.5), f((2, 1.5)), f(a=2, b=1.5), f(b=1.5, a=2), f(2, b=1.5),
+                 f({"a": 2, "b": 1.5})):
+    assert result == np.float32(3.0)
+  with pytest.raises(TypeError, match="takes 2 argument.*given 3"):
+    f(2, 1.5, 7)
+  with pytest.raises(TypeError, match="missing the argument 'b'"):
+    f(a=2)
+  with pytest.raises(TypeError, match="twice"):
+    f(2, a=2)
+  with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['c'\]"):
+    f(2, 1.5, c=1)
+  with pytest.raises(TypeError, match="expects 2 arguments"):
+    f(np.int32(2))
+
+
+def test_separate_types_name_the_struct_after_the_parameters():
+  @fedjit.jax_computation(np.int32, np.float32)
+  def f(x, y):
+    return x * y
+  assert str(f.type_signature) == "(<x=int32,y=float32> -> float32)"
+  assert f(y=0.5, x=4) == np.float32(2.0)
+
+
+def test_one_parameter_function_gets_the_whole_struct():
+  @fedjit.jax_computation([("a", np.int32), ("b", np.int32)])
+  def f(pair):
+    return pair.a - pair.b
+  assert str(f.type_signature) == "(<a=int32,b=int32> -> int32)"
+  assert f(5, 3) == 2 and f(b=3, a=5) == 2 and f((5, 3)) == 2
+
+
+def test_declaration_errors_say_what_to_do():
+  with pytest.raises(TypeError, match="element 1 'y' where the function's parameter is 'z'"):
+    fedjit.jax_computation(lambda x, z: x, [("x", np.int32), ("y", np.int32)])
+  with pytest.raises(TypeError, match="default value"):
+    fedjit.federated_computation(np.int32)(lambda x=1: x)
+  with pytest.raises(TypeError, match=r"\*args"):
+    fedjit.jax_computation(np.int32)(lambda *args: args)
+  with pytest.raises(TypeError, match=r"\*\*kw"):
+    fedjit.jax_computation(lambda **kw: kw)
+  with pytest.raises(TypeError, match="Cannot interpret 10"):
+    fedjit.federated_computation(10)
+  with pytest.raises(TypeError, match="decorates a Python function"):
+    fedjit.jax_computation(np.int32)(99)
+
+
+def test_one_parameter_called_by_name():
+  assert add_half(x=1.0) == np.float32(1.5)

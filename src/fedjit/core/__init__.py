@@ -4,6 +4,7 @@ from fedjit.core._backends import (Backend, ReferenceBackend, VectorizedBackend,
                                    backend, get_backend, to_jax)
 from fedjit.core._computations import (Computation, ComputationReturnedNoneError,
                                        FederatedComputation, JaxComputation,
+                                       PolymorphicFederatedComputation,
                                        federated_computation, jax_computation)
 from fedjit.core._errors import (ClientComputationError, FederatedOperationError,
                                  FederatedTypeError, FederatedValueError,
@@ -39,6 +40,7 @@ from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
 __all__ = [
     "Backend", "ReferenceBackend", "VectorizedBackend", "backend", "get_backend",
     "to_jax", "Computation", "FederatedComputation", "JaxComputation",
+    "PolymorphicFederatedComputation",
     "federated_computation", "jax_computation", "ClientComputationError",
     "FederatedOperationError", "FederatedTypeError", "PlacementError",
     "FederatedValueError", "InvalidTypeError", "TypeNotAssignableError",

@@ -438,15 +438,29 @@ def jax_computation(*types) -> Any:
   """Declares a JAX function as a fedjit computation (without placements).
 
   Use as `@fedjit.jax_computation(type, ...)` with one type per parameter,
-  or bare `@fedjit.jax_computation` for a function with no parameters (its
-  result type is inferred) or whose types are inferred when it is applied.
+  or bare `@fedjit.jax_computation` (or with empty parentheses) for a function
+  with no parameters (its result type is inferred) or whose types are
+  inferred when it is applied (polymorphic, traced once per argument type).
   `?` sizes are traced symbolically, so the result type keeps them.
 
+  As in TFF, a computation has one parameter: one struct type whose number
+  of elements equals the function's number of parameters is unpacked into
+  them (element names, where given, must be the parameter names), and a
+  one-parameter function receives the whole value. Parameters with default
+  values, `*args` and `**kwargs` are refused when types are declared. The
+  function form `fedjit.jax_computation(fn, type, ...)` does the same as the
+  decorator.
+
+  A computation with a struct parameter is called with its elements as
+  positional and/or keyword arguments, or with the whole struct value.
+
   Args:
-    *types: the parameter types (anything `fedjit.to_type` accepts).
+    *types: the parameter types (anything `fedjit.to_type` accepts),
+      optionally preceded by the function.
 
   Returns:
-    A `JaxComputation` with a `type_signature`.
+    A `JaxComputation` with a `type_signature` (or, without a function, a
+    decorator that makes one).
 
   Example:
     >>> import numpy as np, fedjit
@@ -455,6 +469,15 @@ def jax_computation(*types) -> Any:
     ...   return x + 0.5
     >>> str(add_half.type_signature)
     '(float32 -> float32)'
+    >>> @fedjit.jax_computation([('a', np.int32), ('b', np.float32)])
+    ... def scale(a, b):
+    ...   return a * b
+    >>> str(scale.type_signature)
+    '(<a=int32,b=float32> -> float32)'
+    >>> scale(2, 1.5) == scale((2, 1.5)) == scale(b=1.5, a=2) == scale({'a': 2, 'b': 1.5})
+    True
+    >>> fedjit.jax_computation(lambda x: x + 1, np.int32)(1)
+    np.int32(2)
   """
   fn, types = _split_decorator_args(types, "jax_computation")
 
@@ -643,13 +666,19 @@ def federated_computation(*types) -> Any:
   The function runs once, on symbolic values; the intrinsics it calls
   (`federated_map`, `federated_mean`, ...) build a typed graph, checked as it
   is built. Use `@fedjit.federated_computation(type, ...)` with one type per
-  parameter, or bare for a function without parameters.
+  parameter (or one struct type unpacked into the parameters, as for
+  `jax_computation`), or bare for a function without parameters. Bare on a
+  function with parameters, it gives a `PolymorphicFederatedComputation`,
+  traced once per distinct argument type when called. Calls pack their
+  arguments as `jax_computation`'s do.
 
   Args:
-    *types: the parameter types (usually `fedjit.FederatedType`s).
+    *types: the parameter types (usually `fedjit.FederatedType`s),
+      optionally preceded by the function.
 
   Returns:
-    A `FederatedComputation` with a `type_signature`.
+    A `FederatedComputation` with a `type_signature` (or, without a
+    function, a decorator that makes one).
 
   Example:
     >>> import numpy as np, fedjit
