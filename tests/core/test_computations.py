@@ -626,3 +626,10 @@ def test_declaration_errors_say_what_to_do():
 
 def test_one_parameter_called_by_name():
   assert add_half(x=1.0) == np.float32(1.5)
+
+
+def test_partial_with_keyword_binds_the_remaining_parameters():
+  import functools
+  f = fedjit.jax_computation(functools.partial(lambda x, y: x + y, y=np.int32(1)), np.int32)
+  assert str(f.type_signature) == "(int32 -> int32)"
+  assert f(2) == 3  # 2 + 1, by hand

@@ -602,7 +602,7 @@ class FederatedComputation(Computation):
         raise FederatedTypeError(f"{what} expects a function of type {expected}, but "
                                  f"was given {given.type}.")
       return given.ref()
-    if isinstance(given, FederatedComputation):
+    if isinstance(given, (FederatedComputation, PolymorphicFederatedComputation)):
       raise FederatedTypeError(
           f"{what} has the function type {expected}; pass a fedjit.jax_computation "
           f"(or a Python function of JAX code), not the federated computation "

@@ -35,7 +35,15 @@ def python_parameters(fn: Callable, declared: bool) -> list[str]:
   """The names of the parameters a computation binds in `fn`.
 
   Raises a TypeError (as TFF does) for `*args` and `**kwargs`, keyword-only
-  parameters, and, when types are `declared`, default values.
+  parameters without defaults, and, when types are `declared`, default
+  values. Keyword-only parameters with defaults (those a `functools.partial`
+  fixes by name) are not bound.
+
+  Example:
+    >>> python_parameters(lambda x, y: x + y, declared=True)
+    ['x', 'y']
+    >>> python_parameters(functools.partial(lambda x, y: x + y, y=1), declared=True)
+    ['x']
   """
   name = fn_name(fn)
   try:
@@ -53,6 +61,8 @@ def python_parameters(fn: Callable, declared: bool) -> list[str]:
       raise TypeError(
           f"'{name}' takes **{p.name}, but a fedjit computation needs a fixed list "
           f"of parameters. Name the parameters, e.g. def {name}(x, y).")
+    if p.kind == p.KEYWORD_ONLY and p.default is not p.empty:
+      continue  # Fixed already, as by functools.partial(fn, b=2): not bound.
     if p.kind == p.KEYWORD_ONLY:
       raise TypeError(
           f"'{name}' has the keyword-only parameter '{p.name}'; fedjit computations "
