@@ -272,3 +272,47 @@ def test_formatted_representation():
   t = FederatedType(StructType([("w", TensorType(np.float32, [2])), ("n", np.int32)]), SERVER)
   assert t.formatted_representation() == "<\n  w=float32[2],\n  n=int32\n>@SERVER"
   assert str(t) == "<w=float32[2],n=int32>@SERVER"
+
+
+def test_values_of_container_less_structs_are_structs():
+  """A struct type without a Python container has `fedjit.structure.Struct`
+  values, named or not (TFF); those with a container keep it."""
+  Struct = fedjit.structure.Struct
+
+  @fedjit.jax_computation([('a', np.int32), ('b', np.float32)])
+  def f(s):
+    assert isinstance(s, Struct)
+    return s.a + s[0] + s['a'], s.b
+
+  a, b = f(Struct([('a', 1), ('b', 2.0)]))
+  assert int(a) == 3 and float(b) == 2.0
+  a, _ = f({'a': 2, 'b': 0.5})  # dicts with the same fields are accepted
+  assert int(a) == 6
+
+  @fedjit.jax_computation(StructType([np.int32, np.int32]))
+  def g(x):
+    assert isinstance(x, Struct)
+    return x[0] * 10 + x[1]
+
+  assert int(g((1, 2))) == 12
+
+  @fedjit.jax_computation(np.int32)
+  def h(x):
+    return Struct([('x', x), (None, x + 1)])
+
+  assert str(h.type_signature) == "(int32 -> <x=int32,int32>)"
+  out = h(3)
+  assert isinstance(out, Struct) and int(out.x) == 3 and int(out[1]) == 4
+
+  @fedjit.jax_computation(collections.OrderedDict(a=np.int32))
+  def k(x):
+    return x
+
+  assert isinstance(k({'a': 1}), collections.OrderedDict)
+
+
+def test_infer_and_to_type_of_structs():
+  Struct = fedjit.structure.Struct
+  t = fedjit.infer_type(Struct([('a', np.float32(1)), (None, 2)]))
+  assert str(t) == "<a=float32,int32>" and t.container is None
+  assert fedjit.to_type(Struct([('a', np.int32)])) == StructType([('a', np.int32)])

@@ -161,7 +161,23 @@ def infer_type(value: Any) -> Type:
 
 
 def build_container(t: StructType, values: PySequence[Any]):
-  """Builds a Python value of struct type `t` from its field values."""
+  """Builds the Python value of struct type `t` from its field values.
+
+  The value has `t`'s Python container (tuple, list, dict, OrderedDict,
+  namedtuple, dataclass or attrs class). Without one it is a
+  `fedjit.structure.Struct`, named or not, as in TFF: fields read by name
+  (`s.a`, `s['a']`) and position (`s[0]`), and it is a JAX pytree. (fedjit
+  used to give a dict for named fields and a tuple for unnamed ones; a
+  `Struct` iterates over its values like the tuple did, and Struct values
+  are accepted wherever dicts or tuples with the same fields are.)
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> build_container(fedjit.to_type([('a', np.int32), ('b', np.int32)]), [1, 2])
+    Struct([('a', 1), ('b', 2)])
+    >>> build_container(fedjit.to_type((np.int32, np.int32)), [1, 2])
+    (1, 2)
+  """
   names = t.names()
   c = t.container
   if c is not None and hasattr(c, "_fields"):
