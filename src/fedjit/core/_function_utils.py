@@ -297,7 +297,13 @@ def pack_call_args(name: str, parameter_type: Type | None, param_names: list[str
           f"'{name}' expects {num_params} arguments (or one structure of them, of "
           f"type {parameter_type}), but was given one value of Python type "
           f"{type(value).__name__}.")
-    fields = _split(st, value)
+    try:
+      fields = _split(st, value)
+    except TypeError as e:
+      raise TypeError(
+          f"'{name}' was called with one value as its whole argument of type "
+          f"{parameter_type}, but it does not fit: {e} Pass the {num_params} "
+          f"elements as separate arguments, or a structure of them.") from None
     return tuple(fields)
   if num_params == 1 and not args and list(kwargs) == param_names and (
       st is None or param_names[0] not in st.names()):
