@@ -122,12 +122,24 @@ def to_type(spec: Any) -> Type:
 def infer_type(value: Any) -> Type:
   """The type of a concrete value (arrays, Python scalars, pytrees of them).
 
-  Python floats are `float32` and ints `int32`, as in JAX's default mode.
+  Python floats are `float32` and ints `int32`, and 64-bit NumPy values are
+  32-bit, as JAX computes them in its default mode (TFF: int64/float64 for
+  NumPy's 64-bit values). Containers (list, tuple, dict, namedtuple,
+  dataclass, attrs) become struct types that keep the container; a
+  `fedjit.structure.Struct` gives a struct type without one; an object with
+  a `type_signature` property (a computation, a federated value) gives that
+  type (TFF's `TypedObject`).
 
   Example:
     >>> import numpy as np, fedjit
     >>> str(fedjit.infer_type({'w': np.zeros((2, 3), np.float32), 'n': 3}))
     '<w=float32[2,3],n=int32>'
+    >>> str(fedjit.infer_type(fedjit.structure.Struct([('a', 1.0), (None, True)])))
+    '<a=float32,bool>'
+
+  Raises:
+    TypeError: the value is a type, `None`, a string or another object
+      that is none of these.
   """
   if isinstance(value, Type):
     raise TypeError(f"Expected a value, got the type {value}.")
@@ -157,7 +169,9 @@ def infer_type(value: Any) -> Type:
   raise TypeError(
       f"Cannot infer a fedjit type for {value!r} of Python type "
       f"{type(value).__name__}; expected arrays, Python numbers, or "
-      f"tuples/lists/dicts of them.")
+      f"tuples/lists/dicts/namedtuples/dataclasses/fedjit.structure.Struct of "
+      f"them (fedjit has no string tensors and no type for None). Declare the "
+      f"type instead, e.g. @fedjit.jax_computation(np.float32).")
 
 
 def build_container(t: StructType, values: PySequence[Any]):
