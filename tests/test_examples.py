@@ -103,3 +103,19 @@ def test_thousand_clients_population_round_equals_reference_backend_with_lists()
     np.testing.assert_allclose(a, b, atol=1e-5)
   np.testing.assert_allclose(fast.metrics["client_work"]["train"]["loss"],
                              ref.metrics["client_work"]["train"]["loss"], rtol=1e-5)
+
+
+def test_dp_fedavg_prints_epsilon_per_round_as_dp_accounting_computes_it(capsys):
+  dpa = __import__("pytest").importorskip("dp_accounting")
+  example = load_example("dp_fedavg")
+  epsilons = example.main(rounds=3)
+  out = capsys.readouterr().out.splitlines()
+  assert [l.split()[:2] for l in out] == [["round", "1"], ["round", "2"], ["round", "3"]]
+  assert all("epsilon" in l for l in out)
+  for n, eps in enumerate(epsilons, 1):
+    rdp = dpa.rdp.RdpAccountant(neighboring_relation=dpa.NeighboringRelation.REPLACE_ONE)
+    rdp.compose(dpa.SelfComposedDpEvent(
+        dpa.SampledWithoutReplacementDpEvent(200, 40, dpa.GaussianDpEvent(1.0)), n))
+    assert abs(eps - rdp.get_epsilon(1e-4)) < 1e-5 * eps
+  losses = [float(l.split()[3]) for l in out]
+  assert losses[-1] < losses[0]
