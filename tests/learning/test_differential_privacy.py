@@ -274,3 +274,14 @@ def test_bad_types_raise_type_errors():
     DifferentiallyPrivateFactory.gaussian_fixed(1.0, 10, 1.0).create(TensorType(np.int32))
   with pytest.raises(TypeError, match="zeroing to be True or False"):
     fedjit.learning.dp_aggregator(1.0, 50, zeroing="yes")
+
+
+def test_a_dp_round_without_accountant_serializes():
+  """Without the accountant's host callback the process exports with
+  jax.export and runs the same after deserialization."""
+  process = DifferentiallyPrivateFactory.gaussian_adaptive(
+      1.0, 30, noise_seed=0).create(TensorType(np.float32, [2]))
+  state, values = process.initialize(), [np.ones(2, np.float32)] * 3
+  again = fedjit.deserialize(fedjit.serialize(process.next))
+  np.testing.assert_array_equal(again(state, values).result,
+                                process.next(state, values).result)

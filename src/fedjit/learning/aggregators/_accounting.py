@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 from typing import Any
 
 __all__ = ["PrivacyAccountant"]
@@ -196,12 +197,17 @@ class PrivacyAccountant:
       ImportError: if dp-accounting is not installed.
 
     Example:
-      >>> acc.epsilon(100)
+      >>> acc = PrivacyAccountant(100_000, delta=1e-5, sampling="poisson",
+      ...                         noise_multiplier=1.0, clients_per_round=1000)
+      >>> round(acc.epsilon(10), 3), round(acc.epsilon(10, method="pld"), 3)
+      (1.035, 0.38)
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, (int,)) and not (
-        hasattr(rounds, "__index__")):
-      raise ValueError(f"epsilon expects rounds to be an int >= 0, got {rounds!r}.")
-    rounds = int(rounds)
+    try:
+      if isinstance(rounds, bool):
+        raise TypeError
+      rounds = operator.index(rounds)
+    except TypeError:
+      raise ValueError(f"epsilon expects rounds to be an int >= 0, got {rounds!r}.") from None
     if rounds < 0:
       raise ValueError(f"epsilon expects rounds >= 0, got {rounds}.")
     if method not in ("rdp", "pld"):
@@ -258,8 +264,8 @@ class PrivacyAccountant:
     (`epsilon_pld` only for Poisson sampling).
 
     Example:
-      >>> acc.report(10)
-      {'rounds': 10, 'delta': 1e-05, 'epsilon': 0.61..., 'epsilon_pld': 0.4...}
+      >>> acc.report(10)   # the accountant of the `epsilon` example
+      {'rounds': 10, 'delta': 1e-05, 'epsilon': 1.0353..., 'epsilon_pld': 0.3799...}
     """
     out = {"rounds": int(rounds), "delta": float(self.delta),
            "epsilon": self.epsilon(rounds)}

@@ -190,9 +190,15 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
 
   Example:
     >>> factory = DifferentiallyPrivateFactory.gaussian_fixed(
-    ...     noise_multiplier=1.0, clients_per_round=10, clip=0.5, noise_seed=0)
+    ...     noise_multiplier=1.0, clients_per_round=2, clip=0.5, noise_seed=0,
+    ...     accountant=PrivacyAccountant(population_size=100, delta=1e-4))
     >>> process = factory.create(fedjit.TensorType(np.float32, [3]))
-    >>> out = process.next(process.initialize(), client_values)
+    >>> out = process.next(process.initialize(),
+    ...                    [np.ones(3, np.float32), np.zeros(3, np.float32)])
+    >>> out.result            # (clip([1, 1, 1]) + 0 + N(0, 0.5² I)) / 2
+    array([ 0.19406442, -0.04820671, -0.17034566], dtype=float32)
+    >>> out.measurements["privacy"]["epsilon"]
+    np.float32(4.309288)
   """
 
   def __init__(self, query: _GaussianQuery,
