@@ -285,3 +285,41 @@ def test_a_dp_round_without_accountant_serializes():
   again = fedjit.deserialize(fedjit.serialize(process.next))
   np.testing.assert_array_equal(again(state, values).result,
                                 process.next(state, values).result)
+
+
+def test_tree_aggregation_noise_follows_the_binary_tree(backend):
+  """Clients send zeros. The running sum of the results after t rounds has
+  the noise of popcount(t) tree nodes, each N(0, (σC/n)²); round t alone has
+  1 + (t's trailing zero bits) of them (N(t) - N(t-1)). Tolerance: 5
+  standard errors of a sample stddev over d coordinates, 1/√(2d)."""
+  sigma, clip, n, d = 1.0, 2.0, 4, 10_000
+  unit = sigma * clip / n
+  process = DifferentiallyPrivateFactory.tree_aggregation(
+      sigma, n, clip, noise_seed=3).create(TensorType(np.float32, [d]))
+  state, running = process.initialize(), np.zeros(d)
+  tol = 5 / math.sqrt(2 * d)
+  for t in range(1, 9):
+    out = process.next(state, [np.zeros(d, np.float32)] * 2)
+    state = out.state
+    running += out.result
+    trailing = (t & -t).bit_length() - 1
+    assert abs(out.result.std() / (unit * math.sqrt(1 + trailing)) - 1) < tol, t
+    assert abs(running.std() / (unit * math.sqrt(bin(t).count("1"))) - 1) < tol, t
+  assert out.state["rounds"] == 8
+
+
+def test_tree_aggregation_clips_as_gaussian_fixed():
+  values = [np.array([3.0, 4.0], np.float32), np.array([0.1, 0.0], np.float32)]
+  process = DifferentiallyPrivateFactory.tree_aggregation(0.0, 2, 1.0).create(
+      TensorType(np.float32, [2]))
+  out = process.next(process.initialize(), values)
+  np.testing.assert_allclose(out.result, (np.array([0.6, 0.8]) + values[1]) / 2, rtol=1e-6)
+
+
+def test_tree_aggregation_arguments():
+  with pytest.raises(NotImplementedError, match="use_efficient=False"):
+    DifferentiallyPrivateFactory.tree_aggregation(1.0, 10, 1.0, use_efficient=True)
+  with pytest.raises(ValueError, match="l2_norm_clip > 0"):
+    DifferentiallyPrivateFactory.tree_aggregation(1.0, 10, 0.0)
+  with pytest.raises(ValueError, match="noise_multiplier >= 0"):
+    DifferentiallyPrivateFactory.tree_aggregation(-1.0, 10, 1.0)

@@ -7,6 +7,11 @@ of standard deviation σ·C to every coordinate, and divides by the (expected)
 number of clients per round. With adaptive clipping (Andrew, Thakkar et al.
 2021) C follows a private estimate of a quantile of the clients' norms.
 
+`tree_aggregation` adds DP-FTRL's noise instead (Kairouz et al. 2021): the
+noise of every round is the difference of consecutive tree-aggregated
+cumulative noises, so the running sum of the results carries the noise of
+at most log₂(T) + 1 tree nodes.
+
 Everything runs inside the compiled round; the noise comes from a JAX PRNG
 key kept in the state.
 """
@@ -121,6 +126,7 @@ class _GaussianQuery:
   target_unclipped_quantile: float = 0.5
   learning_rate: float = 0.2
   clipped_count_stddev: float = 0.0
+  tree: bool = False               # DP-FTRL's tree-aggregation noise
 
 
 def _initial_key(noise_seed: int | None) -> np.ndarray:
@@ -144,7 +150,8 @@ def _global_l2_norm(value):
 class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
   """Central Gaussian DP mean of client values (TFF's `DifferentiallyPrivateFactory`).
 
-  Build it with `gaussian_fixed` or `gaussian_adaptive`. A round:
+  Build it with `gaussian_fixed`, `gaussian_adaptive` or `tree_aggregation`
+  (DP-FTRL's noise, see there). A round:
 
   1. each client clips its value v to ℓ2 norm at most C (all tensors of a
      structure together): v · min(1, C / ‖v‖₂);
@@ -159,7 +166,8 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
   TFF's DP mean.
 
   State: `OrderedDict(clip=C, key=uint32[2] PRNG key, rounds=int32 rounds so
-  far, record_agg=inner state)`. Measurements: `OrderedDict(dp_query_metrics=
+  far, record_agg=inner state)` (the tree's key stays the same all run: its
+  nodes' noise is drawn from it by position). Measurements: `OrderedDict(dp_query_metrics=
   ..., dp=inner measurements)`; `dp_query_metrics` is `{'clip': C'}` (the clip
   for the next round) with adaptive clipping and `()` with a fixed one, as in
   TFF. With an `accountant`, measurements also hold `privacy=OrderedDict(
@@ -319,6 +327,67 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
                            learning_rate, clipped_count_stddev)
     return cls(query, accountant=accountant, noise_seed=noise_seed)
 
+  @classmethod
+  def tree_aggregation(cls, noise_multiplier: float, clients_per_round: float,
+                       l2_norm_clip: float, record_specs: Any = None,
+                       noise_seed: int | None = None, use_efficient: bool = False,
+                       record_aggregation_factory: UnweightedAggregationFactory | None = None
+                       ) -> DifferentiallyPrivateFactory:
+    """DP mean with tree-aggregation noise, for DP-FTRL (TFF's `tree_aggregation`).
+
+    The clients clip to `l2_norm_clip` = C as in `gaussian_fixed`. Every node
+    of a binary tree over the rounds holds independent N(0, (σC)²) noise
+    (drawn from the key in the state, by level and index, so it is never
+    stored). The cumulative noise after t rounds, N(t), is the sum of the
+    nodes of t's dyadic decomposition (one per set bit of t), and round t
+    returns (Σᵢ clip(vᵢ) + N(t) - N(t-1)) / clients_per_round: the running
+    sum of the results has only popcount(t) nodes' noise. With a server SGD
+    optimizer this is DP-FTRL ("Practical and Private (Deep) Learning
+    without Sampling or Shuffling", Kairouz et al. 2021). σ is the noise of
+    each node, before the division by clients_per_round, as in TFF.
+
+    This is the basic tree (TFF's `use_efficient=False`); Honaker's
+    efficient estimator (TFF's default, `use_efficient=True`) is not
+    implemented. As in TFF (whose tree queries report an
+    `UnsupportedDpEvent`), there is no accountant: the guarantee depends on
+    how often a client takes part (see the paper).
+
+    Args:
+      noise_multiplier: σ ≥ 0, the noise stddev of a tree node over C.
+      clients_per_round: the (expected) clients per round, > 0.
+      l2_norm_clip: C > 0.
+      record_specs: accepted for TFF's signature and ignored: the types come
+        from `create(value_type)`.
+      noise_seed: as in `gaussian_fixed`.
+      use_efficient: must be False (see above).
+      record_aggregation_factory: an `UnweightedAggregationFactory` for the
+        sum of the clipped values (`SumFactory()`).
+
+    Returns:
+      A `DifferentiallyPrivateFactory`.
+
+    Raises:
+      ValueError: for σ < 0, clients_per_round ≤ 0 or C ≤ 0.
+      NotImplementedError: for `use_efficient=True`.
+
+    Example:
+      >>> factory = DifferentiallyPrivateFactory.tree_aggregation(
+      ...     noise_multiplier=1.0, clients_per_round=100, l2_norm_clip=0.5)
+    """
+    del record_specs  # the value type comes from create()
+    owner = "DifferentiallyPrivateFactory.tree_aggregation"
+    noise_multiplier = _number(owner, "noise_multiplier", noise_multiplier)
+    clients_per_round = _number(owner, "clients_per_round", clients_per_round, positive=True)
+    l2_norm_clip = _number(owner, "l2_norm_clip", l2_norm_clip, positive=True)
+    if use_efficient:
+      raise NotImplementedError(
+          "DifferentiallyPrivateFactory.tree_aggregation has only the basic tree: "
+          "Honaker's efficient estimator (TFF's use_efficient=True) is not implemented. "
+          "Pass use_efficient=False.")
+    query = _GaussianQuery(noise_multiplier, noise_multiplier, clients_per_round,
+                           l2_norm_clip, tree=True)
+    return cls(query, record_aggregation_factory, noise_seed=noise_seed)
+
   def create(self, value_type: Any) -> AggregationProcess:
     """An `AggregationProcess` computing the DP mean of `value_type` values.
 
@@ -379,6 +448,32 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
                                   * (unclipped - jnp.float32(q.target_unclipped_quantile)))
       return jax.tree_util.tree_unflatten(treedef, mean), new_clip, key
 
+    @fedjit.jax_computation(sum_type, FLOAT, KEY, ROUNDS)
+    def tree_noised_mean(value_sum, clip, key, rounds):
+      # Node (level, index) covers rounds (index-1)·2^level + 1 ... index·2^level;
+      # its noise is drawn from the run's key by (level, index, leaf).
+      t = rounds + 1  # this round, counted from 1
+      low = jnp.bitwise_and(t, -t)
+      j = jnp.int32(31) - jax.lax.clz(low)  # t's lowest set bit
+      stddev = jnp.float32(q.value_noise_multiplier) * clip
+      leaves, treedef = jax.tree_util.tree_flatten(value_sum)
+
+      def node(level, index, leaf, x):
+        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, level), index),
+                               leaf)
+        return stddev * jax.random.normal(k, x.shape, jnp.float32)
+
+      out = []
+      for i, x in enumerate(leaves):
+        # N(t) - N(t-1): the nodes above bit j are shared and cancel; t adds
+        # node (j, t >> j), and t - 1 had the nodes (k, (t-1) >> k), k < j.
+        residual = jax.lax.fori_loop(
+            0, j, lambda k, acc, i=i, x=x: acc - node(k, jnp.right_shift(t - 1, k), i, x),
+            node(j, jnp.right_shift(t, j), i, x))
+        out.append(((x + residual.astype(x.dtype))
+                    / jnp.asarray(q.clients_per_round, x.dtype)).astype(x.dtype))
+      return jax.tree_util.tree_unflatten(treedef, out), clip, key
+
     @fedjit.jax_computation(ROUNDS)
     def next_round(rounds):
       return rounds + 1
@@ -400,8 +495,12 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
       clip_at_clients = fedjit.federated_broadcast(state.clip)
       records = fedjit.federated_map(client_record, (value, clip_at_clients))
       summed = record_process.next(state.record_agg, records)
-      mean, new_clip, key = fedjit.federated_map(noised_mean,
-                                                 (summed.result, state.clip, state.key))
+      if q.tree:
+        mean, new_clip, key = fedjit.federated_map(
+            tree_noised_mean, (summed.result, state.clip, state.key, state.rounds))
+      else:
+        mean, new_clip, key = fedjit.federated_map(noised_mean,
+                                                   (summed.result, state.clip, state.key))
       rounds = fedjit.federated_map(next_round, state.rounds)
       metrics = collections.OrderedDict(
           dp_query_metrics=(fedjit.federated_zip(collections.OrderedDict(clip=new_clip))
