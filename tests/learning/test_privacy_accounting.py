@@ -156,7 +156,23 @@ def test_bind_refuses_a_different_noise_multiplier():
 
 
 def test_missing_dp_accounting_says_what_to_install(monkeypatch):
-  monkeypatch.setitem(sys.modules, "dp_accounting", None)
+  """Importing fedjit (and its DP factories) does not need dp-accounting;
+  making an accountant does, before any round runs."""
   acc = PrivacyAccountant(100, noise_multiplier=1.0, clients_per_round=10)
+  monkeypatch.setitem(sys.modules, "dp_accounting", None)
+  with pytest.raises(ImportError, match=r"pip install 'fedjit\[privacy\]'"):
+    PrivacyAccountant(100)
   with pytest.raises(ImportError, match=r"pip install 'fedjit\[privacy\]'"):
     acc.epsilon(3)
+  from fedjit.aggregators import DifferentiallyPrivateFactory
+  DifferentiallyPrivateFactory.gaussian_fixed(1.0, 10, 1.0)  # no accountant: fine
+
+
+def test_importing_fedjit_does_not_need_dp_accounting():
+  import subprocess
+  code = ("import sys; sys.modules['dp_accounting'] = None\n"
+          "import fedjit, fedjit.aggregators, fedjit.learning\n"
+          "fedjit.learning.dp_aggregator(1.0, 50).create(fedjit.TensorType('float32'))\n"
+          "print('imported')")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert out.returncode == 0 and "imported" in out.stdout, out.stderr

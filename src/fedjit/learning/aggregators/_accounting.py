@@ -86,6 +86,8 @@ class PrivacyAccountant:
 
   Raises:
     ValueError: for a bad argument (the message says which and why).
+    ImportError: if dp-accounting is not installed (`pip install
+      'fedjit[privacy]'`).
 
   Example:
     >>> acc = PrivacyAccountant(population_size=100_000, delta=1e-5,
@@ -102,6 +104,7 @@ class PrivacyAccountant:
   clients_per_round: int | float | None = None
 
   def __post_init__(self):
+    _dp_accounting()  # an ImportError saying what to install, before any round runs
     _positive("population_size", self.population_size, integer=True)
     if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not (
         0 < self.delta < 1):
