@@ -433,3 +433,21 @@ def test_fedavg_runs_deserialized_in_a_fresh_process(fedavg_example, tmp_path):
   # Training moved the weights away from the initial ones.
   initial = initialize_fn()
   assert not np.allclose(restored[0], initial[0], atol=1e-6)
+
+
+def test_an_old_bitwidth_secure_sum_is_refused_with_what_to_rebuild():
+  @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
+  def count(v):
+    return fedjit.federated_secure_modular_sum(v, 256)
+
+  data = fedjit.serialize(count)
+  header, base = _header(data)
+  (node,) = [n for n in header["graph"]["nodes"]
+             if n["op"] == "intrinsic" and n["attrs"].get("name") == "federated_secure_modular_sum"]
+  # As fedjit before TFF's semantics wrote it: one argument and a bitwidth.
+  node["attrs"] = {"name": "federated_secure_sum", "bitwidth": 8}
+  node["args"] = node["args"][:1]
+  head = json.dumps(header).encode("utf-8")
+  with pytest.raises(ValueError, match=r"earlier fedjit.*modulo 2\*\*bitwidth.*"
+                     r"federated_secure_modular_sum\(value, 2\*\*8\)"):
+    fedjit.deserialize(MAGIC + struct.pack("<Q", len(head)) + head + data[base:])

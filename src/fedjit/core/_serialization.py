@@ -323,6 +323,15 @@ def _read(data: bytes) -> Computation:
             c["shape"]).copy() for c in v["constant"]]
       else:
         attrs[k] = v
+    if (nd["op"] == "intrinsic" and attrs.get("name") == "federated_secure_sum"
+        and "bitwidth" in attrs):
+      raise _FormatError(
+          f"This computation was serialized by an earlier fedjit, whose "
+          f"federated_secure_sum(value, bitwidth) meant the sum modulo 2**bitwidth "
+          f"(bitwidth={attrs['bitwidth']}); federated_secure_sum(value, max_input) now "
+          f"has TFF's meaning. Rebuild the computation with "
+          f"federated_secure_modular_sum(value, 2**{attrs['bitwidth']}) for the old "
+          f"results (or federated_secure_sum_bitwidth for TFF's), and serialize it again.")
     nodes.append(Node(nd["op"], tuple(nd["args"]), type_from_json(nd["type"]), attrs))
   graph = Graph(nodes, g["params"], g["result"], g["param_names"])
   return FederatedComputation(graph, header["name"])
