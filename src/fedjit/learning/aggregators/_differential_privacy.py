@@ -239,7 +239,9 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
   @classmethod
   def gaussian_fixed(cls, noise_multiplier: float, clients_per_round: float, clip: float, *,
                      accountant: PrivacyAccountant | None = None,
-                     noise_seed: int | None = None) -> DifferentiallyPrivateFactory:
+                     noise_seed: int | None = None,
+                     record_aggregation_factory: UnweightedAggregationFactory | None = None
+                     ) -> DifferentiallyPrivateFactory:
     """DP mean with a fixed clip C and Gaussian noise of stddev σ·C.
 
     Args:
@@ -252,6 +254,9 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
         report ε every round; σ and clients_per_round are filled in.
       noise_seed: an int for reproducible noise; None (default) seeds from
         the OS CSPRNG, as a deployment must.
+      record_aggregation_factory: an `UnweightedAggregationFactory` summing
+        the clipped values (`SumFactory()`; TFF's constructor argument). It
+        must not raise their sensitivity (a sum, a secure sum).
 
     Returns:
       A `DifferentiallyPrivateFactory`.
@@ -268,7 +273,8 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
     clients_per_round = _number(owner, "clients_per_round", clients_per_round, positive=True)
     clip = _number(owner, "clip", clip, positive=True)
     query = _GaussianQuery(noise_multiplier, noise_multiplier, clients_per_round, clip)
-    return cls(query, accountant=accountant, noise_seed=noise_seed)
+    return cls(query, record_aggregation_factory, accountant=accountant,
+               noise_seed=noise_seed)
 
   @classmethod
   def gaussian_adaptive(cls, noise_multiplier: float, clients_per_round: float,
@@ -277,7 +283,9 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
                         learning_rate: float = 0.2,
                         clipped_count_stddev: float | None = None, *,
                         accountant: PrivacyAccountant | None = None,
-                        noise_seed: int | None = None) -> DifferentiallyPrivateFactory:
+                        noise_seed: int | None = None,
+                        record_aggregation_factory: UnweightedAggregationFactory | None = None
+                        ) -> DifferentiallyPrivateFactory:
     """DP mean whose clip adapts to a quantile of the clients' norms.
 
     Each round, with clip C: the clients report b = (‖v‖₂ ≤ C) - 1/2 beside
@@ -298,7 +306,8 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
         factor exp(learning_rate) a round).
       clipped_count_stddev: the count noise, ≥ 0; default
         `0.05 * clients_per_round` (0 when σ = 0).
-      accountant, noise_seed: as in `gaussian_fixed`.
+      accountant, noise_seed, record_aggregation_factory: as in
+        `gaussian_fixed` (the inner factory sums `(clipped value, b)` pairs).
 
     Returns:
       A `DifferentiallyPrivateFactory`.
@@ -325,7 +334,8 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
     query = _GaussianQuery(noise_multiplier, value_nm, clients_per_round,
                            initial_l2_norm_clip, True, target_unclipped_quantile,
                            learning_rate, clipped_count_stddev)
-    return cls(query, accountant=accountant, noise_seed=noise_seed)
+    return cls(query, record_aggregation_factory, accountant=accountant,
+               noise_seed=noise_seed)
 
   @classmethod
   def tree_aggregation(cls, noise_multiplier: float, clients_per_round: float,
