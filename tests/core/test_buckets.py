@@ -10,15 +10,16 @@ from conftest import softmax3_model as _model
 
 import fedjit
 from fedjit import learning
-from fedjit.core import _values
+from fedjit.core import _padding
+from fedjit.core.backends.vectorized import cohorts, layouts
 
 
 def test_power_law_cohort_is_bucketed_with_small_padding():
   sizes = [1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 10
-  padded = _values.pad_clients(
+  padded = layouts.pad_clients(
       fedjit.TensorType(np.float32, [None, 3]),
       [[np.zeros((2, 3), np.float32)] * ((n + 1) // 2) for n in sizes])
-  assert isinstance(padded, _values.BucketedSequence)
+  assert isinstance(padded, cohorts.BucketedSequence)
   batches = sum(p.mask.shape[0] * p.mask.shape[1] for p in padded.parts)
   real = sum((n + 1) // 2 for n in sizes)
   assert batches < 2 * real  # one padded array would hold 100 * 32 = 3200 batches
@@ -32,8 +33,8 @@ def test_power_law_cohort_is_bucketed_with_small_padding():
 def test_bucketed_fed_avg_equals_reference(options):
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   data = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7)
-  assert isinstance(_values.pad_clients(trainer.next.type_signature.parameter[1].member.element,
-                                        data), _values.BucketedSequence)
+  assert isinstance(layouts.pad_clients(trainer.next.type_signature.parameter[1].member.element,
+                                        data), cohorts.BucketedSequence)
   with fedjit.backend("reference"):
     ref = trainer.next(trainer.initialize(), data)
   with fedjit.backend("vectorized", **options):
@@ -57,7 +58,7 @@ def test_bucketed_client_values_come_back_in_cohort_order():
   rng = np.random.default_rng(1)
   data = [[rng.normal(size=(2, 3)).astype(np.float32) for _ in range(n)] for n in sizes]
   expected = [sum(float(b.sum()) for b in c) for c in data]
-  assert isinstance(_values.pad_clients(seq.element, data), _values.BucketedSequence)
+  assert isinstance(layouts.pad_clients(seq.element, data), cohorts.BucketedSequence)
   for options in (dict(client_map="map"), dict(client_map="vmap")):
     with fedjit.backend("vectorized", **options):
       np.testing.assert_allclose(per_client_sums(data), expected, rtol=1e-5)
@@ -83,7 +84,7 @@ def test_population_gather_equals_passing_the_datasets():
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   population_data = _clients([1, 4, 2, 3, 5, 8, 13, 40, 1, 2, 6, 6], seed=3)
   member = trainer.next.type_signature.parameter[1].member
-  population = _values.Population(member, population_data)
+  population = cohorts.Population(member, population_data)
   cohort = [7, 0, 5, 5 - 4, 11, 3]
   with fedjit.backend("reference"):
     ref = trainer.next(trainer.initialize(), [population_data[i] for i in cohort])
@@ -105,7 +106,7 @@ def _power_law_population(n=400, seed=4):
 def test_random_cohorts_passed_as_lists_reuse_a_few_layouts():
   # Cohorts of >= 64 clients are bucketed; their layouts are sticky, so 100
   # rounds of random cohorts compile only a handful of times.
-  _values.clear_layouts()
+  layouts.clear_layouts()
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.1))
   population = _power_law_population()
   rng = np.random.default_rng(5)
@@ -119,14 +120,14 @@ def test_random_cohorts_passed_as_lists_reuse_a_few_layouts():
 
 
 def test_reused_layout_with_spare_slots_equals_reference():
-  _values.clear_layouts()
+  layouts.clear_layouts()
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   element = trainer.next.type_signature.parameter[1].member.element
   big = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7, seed=6)
   small = _clients([1, 2, 2, 3, 4, 6, 9, 20, 1, 1] * 7, seed=7)
-  first = _values.pad_clients(element, big)
-  second = _values.pad_clients(element, small)
-  assert isinstance(second, _values.BucketedSequence)
+  first = layouts.pad_clients(element, big)
+  second = layouts.pad_clients(element, small)
+  assert isinstance(second, cohorts.BucketedSequence)
   # The same shapes as the first cohort's (no new compilation), with spare slots.
   shapes = lambda p: [np.shape(l) for l in jax.tree_util.tree_leaves(p)]
   assert shapes(second) == shapes(first)
@@ -147,7 +148,7 @@ def test_reused_layout_with_spare_slots_equals_reference():
 
 
 def test_layout_assignment_finds_a_fit_whenever_one_exists():
-  layout = _values._Layout([1, 4, 16], [2, 2, 1])
+  layout = layouts._Layout([1, 4, 16], [2, 2, 1])
   assert layout.assign([16, 1, 4, 3, 1]) == [[1, 4], [3, 2], [0]]
   assert layout.assign([1, 1, 1, 1, 1]) is not None  # short clients use long buckets
   assert layout.assign([2, 2, 2, 2]) is None  # only 3 slots of length >= 2
@@ -166,27 +167,27 @@ def test_layout_assignment_finds_a_fit_whenever_one_exists():
 
 
 def test_layout_memory_is_bounded():
-  _values.clear_layouts()
+  layouts.clear_layouts()
   element = fedjit.TensorType(np.float32, [None, 3])
   batch = np.zeros((2, 3), np.float32)
-  for cohort in range(64, 64 + 2 * _values._LAYOUT_KEYS):
-    _values.pad_clients(element, [[batch] * (1 + i % 5) for i in range(cohort)])
-  assert len(_values._layouts) == _values._LAYOUT_KEYS
-  assert all(len(m.layouts) <= _values._LAYOUTS_PER_KEY for m in _values._layouts.values())
-  _values.clear_layouts()
-  assert not _values._layouts
+  for cohort in range(64, 64 + 2 * layouts._LAYOUT_KEYS):
+    layouts.pad_clients(element, [[batch] * (1 + i % 5) for i in range(cohort)])
+  assert len(layouts._layouts) == layouts._LAYOUT_KEYS
+  assert all(len(m.layouts) <= layouts._LAYOUTS_PER_KEY for m in layouts._layouts.values())
+  layouts.clear_layouts()
+  assert not layouts._layouts
 
 
 def test_one_huge_client_does_not_change_later_layouts():
-  _values.clear_layouts()
+  layouts.clear_layouts()
   element = fedjit.TensorType(np.float32, [None, 3])
   batch = np.zeros((2, 3), np.float32)
   cohort = lambda lengths: [[batch] * n for n in lengths]
   usual = [1, 1, 2, 3, 4, 6, 9, 1, 2, 2] * 10
-  first = _values.pad_clients(element, cohort(usual))
-  huge = _values.pad_clients(element, cohort([500] + usual[1:]))
+  first = layouts.pad_clients(element, cohort(usual))
+  huge = layouts.pad_clients(element, cohort([500] + usual[1:]))
   assert max(p.mask.shape[1] for p in huge.parts) >= 500
-  after = _values.pad_clients(element, cohort(usual[::-1]))
+  after = layouts.pad_clients(element, cohort(usual[::-1]))
   assert [p.mask.shape for p in after.parts] == [p.mask.shape for p in first.parts]
 
 
@@ -198,7 +199,7 @@ def test_row_view_of_a_padded_cohort_reads_the_same_elements():
   rng = np.random.default_rng(5)
   clients = [[rng.random((2, 3), dtype=np.float32), rng.random((1, 3), dtype=np.float32)],
              [rng.random((2, 3), dtype=np.float32)]]
-  cohort = _values.pad_sequences(element, clients)
+  cohort = _padding.pad_sequences(element, clients)
 
   @jax.jit
   def both(data, mask, row):

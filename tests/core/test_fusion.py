@@ -5,7 +5,7 @@ import pytest
 
 import fedjit
 from fedjit import CLIENTS, SERVER, FederatedType, TensorType
-from fedjit.core._fusion import fuse_map_reduce
+from fedjit.core.compiler import fuse_map_reduce
 
 V = TensorType(np.float32, [3])
 

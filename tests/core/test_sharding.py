@@ -43,9 +43,9 @@ SCRIPT = textwrap.dedent("""
       # With 144 clients and tiny chunks the round really was streamed.
       out[name + ":streamed"] = bool(trainer.next.__dict__.get("_stream_programs"))
       # The round really is split across the devices.
-      from fedjit.core import _values
+      from fedjit.core.backends.vectorized.conversions import to_vectorized
       state = trainer.initialize()
-      reps = [_values.to_vectorized(t, a) for t, a in zip(
+      reps = [to_vectorized(t, a) for t, a in zip(
           [trainer.next.type_signature.parameter[0], trainer.next.type_signature.parameter[1]],
           [state, data])]
       text = str(jax.make_jaxpr(lambda *r: fedjit.VectorizedBackend().trace(trainer.next, list(r)))(*reps))

@@ -11,7 +11,7 @@ from conftest import softmax3_model as _model
 
 import fedjit
 from fedjit import CLIENTS, FederatedType, SequenceType, TensorType, learning
-from fedjit.core import _streaming, _values
+from fedjit.core.backends.vectorized import conversions, streaming as _streaming
 
 TINY = 1e-6  # MB: chunks as small as allowed (MIN_CHUNK clients)
 X = TensorType(np.float32, [None, 3])
@@ -28,7 +28,7 @@ def _chunks(n):
 def padded(monkeypatch):
   """The number of clients of every cohort or chunk padded."""
   sizes = []
-  whole, chunk = _values.pad_clients, _streaming.pad_chunk
+  whole, chunk = conversions.pad_clients, _streaming.pad_chunk
 
   def cohort_spy(element_type, clients):
     sizes.append(len(clients))
@@ -37,7 +37,7 @@ def padded(monkeypatch):
   def chunk_spy(element_type, clients, *args):
     sizes.append(len(clients))
     return chunk(element_type, clients, *args)
-  monkeypatch.setattr(_values, "pad_clients", cohort_spy)
+  monkeypatch.setattr(conversions, "pad_clients", cohort_spy)
   monkeypatch.setattr(_streaming, "pad_chunk", chunk_spy)
   return sizes
 

@@ -1,7 +1,7 @@
 """The Federated Core: types, computations, intrinsics, backends, serialization."""
 
-from fedjit.core._backends import (Backend, ReferenceBackend, VectorizedBackend,
-                                   backend, get_backend, to_jax)
+from fedjit.core._context import Backend, backend, get_backend
+from fedjit.core.backends import ReferenceBackend, VectorizedBackend, to_jax
 from fedjit.core._computations import (Computation, ComputationReturnedNoneError,
                                        FederatedComputation, JaxComputation,
                                        PolymorphicFederatedComputation,

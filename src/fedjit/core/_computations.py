@@ -22,12 +22,12 @@ from fedjit.core._function_utils import (declared_parameter_types, fn_name, pack
                                          python_parameters)
 from fedjit.core._errors import (FederatedOperationError, FederatedTypeError,
                                  FederatedValueError, PlacementError, add_context)
-from fedjit.core._sequence import PaddedSequence, Sequence
+from fedjit.core._context import get_backend
+from fedjit.core._sequence import PaddedSequence, Sequence, abstract_value
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
                                 StructType, TensorType, Type,
                                 check_concrete, check_no_placement_in, infer_type,
                                 struct_fields, to_type)
-from fedjit.core._values import abstract_value
 
 # JAX's errors for Python control flow or conversions on traced values.
 _TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
@@ -37,7 +37,7 @@ _TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConv
 __all__ = [
     "Computation", "JaxComputation", "FederatedComputation", "jax_computation",
     "federated_computation", "invoke", "executing", "ComputationReturnedNoneError",
-    "PolymorphicFederatedComputation",
+    "PolymorphicFederatedComputation", "argument_what", "execute_python_call", "param_types",
 ]
 
 
@@ -336,8 +336,7 @@ class JaxComputation(Computation):
       return _trace_call(builder, self, args)
     if _EXECUTING.get() or _has_jax_values(args):
       return self.fn(*args)
-    from fedjit.core import _backends
-    return _backends.execute_python_call(self, args)
+    return execute_python_call(self, args)
 
 
 def _as_array(leaf: Any) -> Any:
@@ -587,8 +586,7 @@ class FederatedComputation(Computation):
     if fpos:
       comp = self._bound({p: args[p] for p in fpos})
       args = tuple(a for i, a in enumerate(args) if i not in fpos)
-    from fedjit.core import _backends
-    return _backends.execute_python_call(comp, args)
+    return execute_python_call(comp, args)
 
   def _function_argument(self, position: int, given: Any, builder=None):
     """The computation (or, while tracing, the outer function parameter's
@@ -819,3 +817,39 @@ def _trace(fn: Callable, types: tuple) -> FederatedComputation:
   comp = FederatedComputation(graph, name)
   functools.update_wrapper(comp, fn, updated=())  # __doc__, __name__, __wrapped__
   return comp
+
+
+def param_types(comp: Computation) -> list[Type]:
+  """The types of the parameters of `comp`, one per Python argument."""
+  if isinstance(comp, FederatedComputation):
+    return [comp.graph.nodes[i].type for i in comp.graph.params]
+  p = comp.type_signature.parameter
+  if p is None:
+    return []
+  if comp.num_params > 1:
+    return list(p.types())
+  return [p]
+
+
+def argument_what(comp: Computation, i: int) -> str:
+  """How errors name argument `i` of `comp`."""
+  names = comp.param_names
+  return f"argument '{names[i]}' of '{comp.name}'" if i < len(names) else comp.name
+
+
+def execute_python_call(comp: Computation, args: tuple) -> Any:
+  """Runs `comp` called from Python on the current backend."""
+  if isinstance(comp, JaxComputation) and comp.polymorphic:
+    try:
+      types = [infer_type(a) for a in args]
+    except TypeError as e:
+      raise FederatedTypeError(
+          f"jax_computation '{comp.name}' has no declared types and they cannot be "
+          f"inferred from its arguments ({e}). Declare them: "
+          f"@fedjit.jax_computation(type, ...).") from None
+    ptype = None if not types else (types[0] if len(types) == 1 else StructType(types))
+    comp = comp.concretize(ptype)
+  n_params = len(param_types(comp))
+  if len(args) != n_params:
+    raise TypeError(f"'{comp.name}' takes {n_params} argument(s), got {len(args)}.")
+  return get_backend().run(comp, args)

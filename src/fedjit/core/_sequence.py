@@ -8,6 +8,9 @@ Two representations share one interface:
   data can be processed together.
 * `ListSequence` (reference backend): the client's elements as a Python list,
   folded in plain Python, one element at a time.
+
+`abstract_value` gives the abstract (shape-only) value of a type, with which
+computations are traced.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedjit.core._types import StructType, TensorType, Type
+from fedjit.core._types import (SequenceType, StructType, TensorType, Type, build_container,
+                                to_type)
 
-__all__ = ["Sequence", "PaddedSequence", "ListSequence", "is_batched"]
+__all__ = ["Sequence", "PaddedSequence", "ListSequence", "abstract_value", "is_batched"]
 
 
 def _tensor_leaves(t: Type) -> list[TensorType]:
@@ -105,7 +109,6 @@ class Sequence:
 
 
 def _zeros_spec(t: Type):
-  from fedjit.core._types import build_container  # local: avoid a cycle
   if isinstance(t, TensorType):
     return jax.ShapeDtypeStruct(t.shape, t.dtype)
   return build_container(t, [_zeros_spec(e) for e in t.types()])
@@ -210,7 +213,6 @@ class PaddedSequence(Sequence):
     return carry
 
   def map(self, fn, *, with_mask: bool = False):
-    from fedjit.core._types import to_type
     if self.row is not None:
       return self.rows().map(fn, with_mask=with_mask)
     if with_mask:
@@ -242,10 +244,9 @@ def _same_dim(a, b) -> bool:
 
 
 def _unknown_batch(t: Type) -> Type:
-  from fedjit.core._types import StructType as S
   if isinstance(t, TensorType):
     return TensorType(t.dtype, (None,) + t.shape[1:])
-  return S([(n, _unknown_batch(e)) for n, e in t.items()], container=t.container)
+  return StructType([(n, _unknown_batch(e)) for n, e in t.items()], container=t.container)
 
 
 class ListSequence(Sequence):
@@ -277,8 +278,7 @@ class ListSequence(Sequence):
   def map(self, fn, *, with_mask: bool = False):
     # The result type is what the padded representation gives (so that an
     # empty sequence is typed too, and misuse fails the same way).
-    from fedjit.core import _values
-    abstract = _values.abstract_value(
+    abstract = abstract_value(
         _sequence_type(self.element_type), lambda key: 1 if key == "n" else 7919)
     out_type = jax.eval_shape(lambda s: s.map(fn, with_mask=with_mask), abstract).element_type
     if with_mask:
@@ -289,5 +289,34 @@ class ListSequence(Sequence):
 
 
 def _sequence_type(element_type):
-  from fedjit.core._types import SequenceType
   return SequenceType(element_type)
+
+
+def abstract_value(t: Type, dims) -> Any:
+  """Abstract (ShapeDtypeStruct) value of a non-federated type for tracing.
+
+  `dims` is a callable `dims(key) -> dimension` giving symbolic sizes: keys
+  `"n"` (number of elements), `"b"` (batch) and `"?k"` for other unknowns.
+  """
+  if isinstance(t, TensorType):
+    # Leading unknown sizes of one parameter share a symbol (a batch axis).
+    shape = tuple((dims("lead") if k == 0 else dims(None)) if d is None else d
+                  for k, d in enumerate(t.shape))
+    return jax.ShapeDtypeStruct(shape, t.dtype)
+  if isinstance(t, StructType):
+    return build_container(t, [abstract_value(e, dims) for e in t.types()])
+  if isinstance(t, SequenceType):
+    n = dims("n")
+    batched = is_batched(t.element)
+    b = dims("b") if batched else None
+
+    def elem(et):
+      if isinstance(et, TensorType):
+        rest = tuple(dims(None) if d is None else d for d in et.shape[1 if batched else 0:])
+        lead = (n, b) if batched else (n,)
+        return jax.ShapeDtypeStruct(lead + rest, et.dtype)
+      return build_container(et, [elem(e) for e in et.types()])
+
+    mask = jax.ShapeDtypeStruct((n, b) if batched else (n,), np.float32)
+    return PaddedSequence(elem(t.element), mask, t.element)
+  raise TypeError(f"No abstract value for {t}.")

@@ -24,10 +24,10 @@ from fedjit.core._computations import (Computation, FederatedComputation,
                                        executing)
 from fedjit.core._ir import Graph, Node
 from fedjit.core._placements import _placement_by_uri
-from fedjit.core._sequence import ListSequence, PaddedSequence
+from fedjit.core._padding import pad_sequences
+from fedjit.core._sequence import ListSequence, PaddedSequence, abstract_value
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType,
-                                StructType, TensorType, Type)
-from fedjit.core import _values
+                                StructType, TensorType, Type, build_container, struct_fields)
 
 __all__ = ["serialize", "deserialize"]
 
@@ -141,7 +141,7 @@ class _ExportedFunction:
     self.exported = exported
     self.param_types = param_types
     self.out_tree = jax.tree_util.tree_structure(
-        _values.abstract_value(result_type, lambda k: 1))
+        abstract_value(result_type, lambda k: 1))
 
   def __call__(self, *args):
     args = [_padded(t, a) for t, a in zip(self.param_types, args)]
@@ -155,10 +155,9 @@ def _padded(t: Type, arg):
   if isinstance(arg, PaddedSequence):
     return arg.rows()  # a client's row of a cohort, as the exported function takes it
   if isinstance(arg, ListSequence):
-    p = _values.pad_sequences(arg.element_type, [arg.elements])
+    p = pad_sequences(arg.element_type, [arg.elements])
     return jax.tree_util.tree_map(lambda x: x[0], p)
   if isinstance(t, StructType) and isinstance(arg, (list, tuple, dict)):
-    from fedjit.core._types import build_container, struct_fields
     return build_container(t, [_padded(ft, a) for ft, a in zip(t.types(), struct_fields(t, arg))])
   return arg
 

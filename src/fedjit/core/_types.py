@@ -884,6 +884,20 @@ def _string_representation(type_spec: Type, formatted: bool) -> str:
 # The conversions between Python values and types live in _type_conversions;
 # imported here (after the classes they build) so `_types.to_type` and the
 # rest keep working for the modules that import them from here.
+def has_federated(t: Type) -> bool:
+  """Whether `t` is, or is a structure holding, a federated type."""
+  if isinstance(t, FederatedType):
+    return True
+  return isinstance(t, StructType) and any(has_federated(e) for e in t.types())
+
+
+def has_client_values(t: Type) -> bool:
+  """Whether `t` holds a `{T}@CLIENTS` value (one member per client)."""
+  if isinstance(t, FederatedType):
+    return t.placement == CLIENTS and not t.all_equal
+  return isinstance(t, StructType) and any(has_client_values(e) for e in t.types())
+
+
 from fedjit.core._type_conversions import (  # noqa: E402
     _PY_SCALARS, _annotated_fields, build_container, infer_type, struct_fields,
     to_type)

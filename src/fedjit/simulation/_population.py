@@ -82,7 +82,7 @@ class Population:
   """
 
   def __init__(self, process: Any, client_data: Any):
-    from fedjit.core import _values
+    from fedjit.core.backends.vectorized.cohorts import Population
     member = client_data_type(process)
     if hasattr(client_data, "client_ids") and hasattr(client_data, "create_dataset_for_client"):
       ids = list(client_data.client_ids)
@@ -101,7 +101,7 @@ class Population:
       raise ValueError("Client ids must be unique.")
     self._ids = ids
     try:
-      self._padded = _values.Population(member, datasets)
+      self._padded = Population(member, datasets)
     except FederatedTypeError as e:
       # The core names the client by position; name it by its id.
       import re

@@ -396,10 +396,11 @@ class _Prefetcher:
     return [self.client_data.create_dataset_for_client(c) for c in chosen]
 
   def _prepare(self, r: int):
-    from fedjit.core import _values
-    lease = _values.BufferLease()
+    from fedjit.core._buffers import BufferLease
+    from fedjit.core.backends.vectorized.conversions import to_vectorized
+    lease = BufferLease()
     with lease:
-      return _values.to_vectorized(self.data_type, self._datasets(r), "client data"), lease
+      return to_vectorized(self.data_type, self._datasets(r), "client data"), lease
 
   def take(self, r: int, ahead: int | None):
     if not self.enabled:

@@ -11,7 +11,8 @@ import numpy as np
 
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType
-from fedjit.core._values import pad_sequences, normalize
+from fedjit.core._padding import pad_sequences
+from fedjit.core._values import normalize
 from fedjit.learning.algorithms._fed_avg import (_accepts_model_fn, as_model,
                                                 initial_weights_fn)
 from fedjit.learning.metrics import sum_then_finalize

@@ -1,4 +1,5 @@
-"""The one interpreter of federated graphs.
+"""The one interpreter of federated graphs: `evaluate(graph, params, ops)`, and the
+`Ops` protocol that names every operation and intrinsic a backend implements.
 
 Backends differ only in how they hold placed values and implement each
 intrinsic (an `Ops` object); walking the graph is shared.
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fedjit.core._ir import Graph, Node
-from fedjit.core._types import FederatedType, StructType, build_container, struct_fields
+from fedjit.core._types import StructType, build_container, struct_fields
 
-__all__ = ["Ops", "evaluate"]
+__all__ = ["Ops", "evaluate", "select_field"]
 
 
 class Ops:
@@ -28,6 +29,55 @@ class Ops:
 
   def struct(self, node: Node, fields: list) -> Any:
     return build_container(node.type, fields)
+
+  # Intrinsics: `node` is the intrinsic's graph node (its type, and attrs
+  # such as `fn`), the other arguments the backend's values of its inputs.
+
+  def federated_value(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_broadcast(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_zip(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_map(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_mean(self, node: Node, v: Any, w: Any = None) -> Any:
+    raise NotImplementedError
+
+  def federated_sum(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_min(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_max(self, node: Node, v: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_eval(self, node: Node) -> Any:
+    raise NotImplementedError
+
+  def federated_select(self, node: Node, keys: Any, max_key: Any, server: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_secure_sum(self, node: Node, v: Any, bound: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_secure_sum_bitwidth(self, node: Node, v: Any, bound: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_secure_modular_sum(self, node: Node, v: Any, modulus: Any) -> Any:
+    raise NotImplementedError
+
+  def federated_aggregate(self, node: Node, v: Any, zero: Any) -> Any:
+    raise NotImplementedError
+
+  def fused_map_reduce(self, node: Node, v: Any) -> Any:
+    """Only in graphs rewritten by `compiler.fuse_map_reduce`."""
+    raise NotImplementedError
 
 
 def select_field(source_type: StructType, value: Any, index: int) -> Any:
@@ -69,6 +119,3 @@ def _last_uses(graph: Graph) -> list[int]:
       last[a] = i
   return last
 
-
-def is_federated(t) -> bool:
-  return isinstance(t, FederatedType)

@@ -5,7 +5,7 @@ padded arrays before the compiled round can read them. For a cohort of
 thousands of clients that copy is a large part of the round (a pass over all
 of the client data) and a second copy of the data in memory. When the client
 data reach the rest of the round only through fused client maps and
-aggregations (`_fusion.py`: FedAvg and its relatives, evaluation), the round
+aggregations (`compiler/fusion.py`: FedAvg and its relatives, evaluation), the round
 is run as
 
 * one program per chunk of clients, which adds the chunk's contributions to
@@ -26,16 +26,20 @@ import math
 import jax
 import numpy as np
 
-from fedjit.core import _values
-from fedjit.core._backends import (VectorizedOps, _add, _has_client_values, _param_types,
-                                   _unwrap, _what, _wrap, raise_failed_checks)
-from fedjit.core._computations import FederatedComputation, executing
-from fedjit.core._fusion import fuse_map_reduce
-from fedjit.core._interpreter import evaluate
+from fedjit.core import _buffers, _padding
+from fedjit.core._computations import FederatedComputation, argument_what, executing, param_types
 from fedjit.core._sequence import PaddedSequence
-from fedjit.core._types import FederatedType, SequenceType
+from fedjit.core._values import client_what, normalize
+from fedjit.core.backends.interpreter import evaluate
+from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
+from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, _unwrap, _wrap,
+                                                        raise_failed_checks)
+from fedjit.core.backends.vectorized.loops import _add
+from fedjit.core.compiler import fuse_map_reduce
+from fedjit.core.compiler import stream_plan as _graph_stream_plan
+from fedjit.core.compiler import streamed_parameter
 
-__all__ = ["stream_plan", "run_streamed"]
+__all__ = ["stream_plan", "run_streamed", "pad_chunk"]
 
 MIN_CHUNK = 16  # clients per chunk at least
 MIN_CHUNKS = 8  # chunks per round at least, where MIN_CHUNK allows
@@ -52,35 +56,16 @@ class _StageDone(Exception):
 
 
 def stream_plan(comp: FederatedComputation, types: list):
-  """(parameter index, fused node indices) when `comp` can be streamed.
-
-  That is when exactly one parameter holds per-client values, a sequence at
-  CLIENTS, and its values reach nothing but fused map-reduce nodes (through
-  selections, structures and zips). None otherwise.
+  """(parameter index, fused node indices) when `comp` can be streamed (see
+  `compiler.stream_plan`), remembered per computation. None otherwise.
   """
   if "_stream_plan" in comp.__dict__:
     return comp.__dict__["_stream_plan"]
   plan = None
-  clients = [i for i, t in enumerate(types) if _has_client_values(t)]
-  if (len(clients) == 1 and isinstance(types[clients[0]], FederatedType)
-      and isinstance(types[clients[0]].member, SequenceType)):
+  index = streamed_parameter(types)
+  if index is not None:
     graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
-    index = clients[0]
-    tainted = {graph.params[index]}
-    streamed = []
-    for j, node in enumerate(graph.nodes):
-      if not any(a in tainted for a in node.args):
-        continue
-      name = node.attrs.get("name") if node.op == "intrinsic" else None
-      if name == "fused_map_reduce":
-        streamed.append(j)
-      elif node.op in ("select", "struct") or name == "federated_zip":
-        tainted.add(j)
-      else:
-        streamed = None
-        break
-    if streamed and graph.result not in tainted:
-      plan = (index, tuple(streamed))
+    plan = _graph_stream_plan(graph, index)
   comp.__dict__["_stream_plan"] = plan
   return plan
 
@@ -96,7 +81,7 @@ def _program(backend, comp: FederatedComputation, plan):
   if key in cache:
     return cache[key]
   graph = comp.__dict__["_fused_graph"]
-  types = _param_types(comp)
+  types = param_types(comp)
   stage_of = {id(graph.nodes[j]): k for k, j in enumerate(plan[1])}
 
   class StreamOps(VectorizedOps):
@@ -151,14 +136,14 @@ def _program(backend, comp: FederatedComputation, plan):
 def pad_chunk(element, members: list, equal: bool, seen: dict) -> PaddedSequence:
   """A chunk's client datasets padded to one length (see `run_streamed`);
   `seen` remembers the largest leaf shapes per element type."""
-  flat = _values._flatten_elements(element, members)
-  sizes = _values._max_leaf_sizes(_values._leaf_types(element), flat)
+  flat = _padding.flatten_elements(element, members)
+  sizes = _padding.max_leaf_sizes(_padding.leaf_types_of(element), flat)
   if element in seen:
-    sizes = _values.grown_sizes(sizes, seen[element])
+    sizes = _padding.grown_sizes(sizes, seen[element])
   seen[element] = sizes
   longest = max(len(m) for m in members)
-  steps = longest if equal else _values._pow2(max(longest, 1))
-  padded = _values.pad_sequences(element, members, num_elements=steps, leaf_sizes=sizes,
+  steps = longest if equal else _padding.pow2(max(longest, 1))
+  padded = _padding.pad_sequences(element, members, num_elements=steps, leaf_sizes=sizes,
                                  flat=flat)
   return padded if equal else PaddedSequence(padded.data, padded.mask, element, full=False)
 
@@ -187,7 +172,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
   """
   index, streamed = plan
   t = types[index]
-  what = _what(comp, index)
+  what = argument_what(comp, index)
   value = args[index]
   if not isinstance(value, list) or len(value) < 2 * MIN_CHUNK:
     return None  # too few clients to split
@@ -197,7 +182,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
   def normalized(i):
     if i in done:
       return done.pop(i)
-    return _values.normalize(t.member, value[i], np, _values.client_what(what, i))
+    return normalize(t.member, value[i], np, client_what(what, i))
 
   lengths = _lengths(value)
   if lengths is None:  # e.g. generators: read every client first
@@ -212,7 +197,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
     return None
   equal = len(set(lengths)) == 1
   longest = max(lengths[order[-1]], 1)
-  padded_client = (longest if equal else _values._pow2(longest)) * per_element
+  padded_client = (longest if equal else _padding.pow2(longest)) * per_element
   # Several chunks, so that padding them overlaps most of the computation,
   # and none (not even the longest clients' chunk) larger than `chunk_bytes`.
   size = max(MIN_CHUNK, min(n // MIN_CHUNKS, int(chunk_bytes // padded_client)))
@@ -239,8 +224,8 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
       jax.block_until_ready(out)  # the program has finished reading the buffers
       lease.release()
 
-  with _values.buffer_lease():
-    reps = [None if i == index else _values.to_vectorized(ti, a, _what(comp, i))
+  with _buffers.buffer_lease():
+    reps = [None if i == index else to_vectorized(ti, a, argument_what(comp, i))
             for i, (ti, a) in enumerate(zip(types, args))]
     try:
       prev = []
@@ -257,7 +242,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
           members += [members[0]] * (size - len(members))
           keep = np.zeros(size, np.float32)
           keep[:len(ids)] = 1.0
-          lease = _values.BufferLease()
+          lease = _buffers.BufferLease()
           with lease:
             reps[index] = pad_chunk(element, members, equal, seen)
           if running is None:
@@ -268,7 +253,7 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
       out, checks = program(reps, keep, prev, None, stage=len(streamed), num_clients=n,
                             final=True)
       raise_failed_checks(messages, checks)
-      result = _values.from_vectorized(comp.type_signature.result, out)
+      result = from_vectorized(comp.type_signature.result, out)
     finally:
       settle(0)
   return (result,)

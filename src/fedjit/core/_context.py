@@ -1,0 +1,119 @@
+"""The Backend protocol, and the backend in use: `get_backend()` and `with backend(...)`.
+
+A backend runs computations called from Python. Calling `comp(*args)` checks
+the arguments against the computation's parameters (`_computations.py`) and
+ends in `get_backend().run(comp, args)`. What a backend must implement:
+
+* `name` (a short string) and `run(comp, args)`: `args` are Python values,
+  one per parameter of `comp` (`_computations.param_types(comp)`); `run`
+  returns the result as Python values (NumPy arrays, `{T}@CLIENTS` results as
+  lists, one member per client). Check arguments with `_values.normalize`
+  (one value against its type) so that errors read alike on every backend.
+* For a `FederatedComputation`: interpret `comp.graph` with
+  `backends.interpreter.evaluate(graph, params, ops)`, where `ops` implements
+  every intrinsic of the `backends.interpreter.Ops` protocol over the
+  backend's own representation of placed values, inside
+  `_computations.executing()` (so that jax computations called by the graph
+  run their Python function). Backends may first rewrite the graph with the
+  pure passes of `core/compiler/` (e.g. fusing a client map with its
+  aggregation); the rewritten nodes are intrinsics too.
+* For a `JaxComputation`: call `comp.fn` on the converted arguments.
+* `register_backend(name, factory)` makes `with fedjit.backend(name, **options)`
+  build `factory(**options)`.
+
+This module depends on nothing else in fedjit: computations call into it,
+and the backends (`core/backends/`) implement it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # only for annotations: computations depend on this module
+  from fedjit.core._computations import Computation
+
+__all__ = ["Backend", "backend", "get_backend", "register_backend"]
+
+
+class Backend:
+  """Runs computations called from Python."""
+
+  name: str
+
+  def run(self, comp: Computation, args: tuple) -> Any:
+    """Runs `comp` on Python arguments, one per parameter; returns the result
+    as Python values (`{T}@CLIENTS` results as lists).
+
+    Calling a computation, `comp(*args)`, ends here on the current backend;
+    call `run` directly to use a backend without selecting it.
+
+    Example:
+      >>> fedjit.ReferenceBackend().run(get_average_temperature, ([68.5, 70.3, 69.8],))
+      np.float32(69.53334)
+    """
+    raise NotImplementedError
+
+
+_FACTORIES: dict[str, Callable[..., Backend]] = {}
+_DEFAULT: "Backend | None" = None  # set by the vectorized backend's registration
+_BACKEND: contextvars.ContextVar[Backend] = contextvars.ContextVar("fedjit_backend")
+
+
+def register_backend(name: str, factory: Callable[..., Backend],
+                     default: "Backend | None" = None) -> None:
+  """Makes `with fedjit.backend(name, **options)` use `factory(**options)`.
+
+  Args:
+    name: the backend's name, e.g. "vectorized".
+    factory: builds the backend from the options given to `backend(...)`.
+    default: if given, the backend `get_backend()` returns outside any
+      `with fedjit.backend(...)` block.
+  """
+  global _DEFAULT
+  _FACTORIES[name] = factory
+  if default is not None:
+    _DEFAULT = default
+
+
+def get_backend() -> Backend:
+  """The backend that runs computations called from Python right now.
+
+  The default is `VectorizedBackend(client_map="auto")`.
+
+  Example:
+    >>> fedjit.get_backend()
+    VectorizedBackend(client_map='auto', chunk_size=None)
+  """
+  return _BACKEND.get(_DEFAULT)
+
+
+@contextlib.contextmanager
+def backend(name_or_backend: "str | Backend", **options):
+  """Selects the backend for the code inside a `with` block.
+
+  Args:
+    name_or_backend: "vectorized", "reference", or a `Backend` instance.
+    **options: options of the backend (see `VectorizedBackend`).
+
+  Example:
+    >>> with fedjit.backend("reference"):
+    ...   print(get_average_temperature([68.5, 70.3, 69.8]))
+    69.53334
+  """
+  if isinstance(name_or_backend, Backend):
+    if options:
+      raise TypeError("Options are given to the backend's constructor, not here.")
+    b = name_or_backend
+  elif isinstance(name_or_backend, str) and name_or_backend in _FACTORIES:
+    b = _FACTORIES[name_or_backend](**options)
+  else:
+    names = [repr(n) for n in _FACTORIES]
+    expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    raise ValueError(f"Unknown backend {name_or_backend!r}; expected {expected}.")
+  token = _BACKEND.set(b)
+  try:
+    yield b
+  finally:
+    _BACKEND.reset(token)

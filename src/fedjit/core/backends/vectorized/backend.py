@@ -1,0 +1,208 @@
+"""The vectorized backend: compiles a whole federated computation into one `jax.jit`
+program (`VectorizedBackend`), and `to_jax`.
+
+A `{T}@CLIENTS` value is one array (per leaf) with a leading client axis;
+values that are equal on all clients (broadcasts) are kept once, without a
+client axis. `federated_map` maps over clients inside the compiled program
+(`lax.map`, i.e. a sequential loop, or `vmap`), and the whole federated
+computation is one `jax.jit` program, compiled once per input shape.
+Sequences are padded, with masks. A call goes `VectorizedBackend.run` ->
+`conversions.to_vectorized` -> the jitted program, which interprets the fused
+graph with `intrinsics.VectorizedOps` (client loops in `loops.py`), or, for
+large cohorts passed as lists, `streaming.run_streamed`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fedjit.core import _buffers
+from fedjit.core._computations import (Computation, FederatedComputation, argument_what,
+                                       executing, param_types)
+from fedjit.core._context import Backend, get_backend, register_backend
+from fedjit.core.backends.common import _num_clients
+from fedjit.core.backends.interpreter import evaluate
+from fedjit.core.backends.vectorized import streaming
+from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
+from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, _leading, _unwrap, _wrap,
+                                                        raise_failed_checks)
+from fedjit.core.compiler import fuse_map_reduce
+
+__all__ = ["VectorizedBackend", "to_jax"]
+
+CLIENT_MAPS = ("auto", "map", "vmap")
+
+
+class VectorizedBackend(Backend):
+  """Compiles a whole federated computation into one `jax.jit` program.
+
+  Args:
+    client_map: how `federated_map` maps over clients inside the program:
+      "map" (a sequential `lax.map`: one model copy, best for small models
+      on a CPU), "vmap" (all clients at once: best on accelerators), or
+      "auto" (the default: "map" on CPU, "vmap" elsewhere).
+    chunk_size: with "map", process this many clients at a time with vmap
+      (a chunked map); None processes one at a time.
+    devices: the devices to split each round's clients across ("auto": all
+      local devices, e.g. several GPUs, or CPU devices made with
+      `XLA_FLAGS=--xla_force_host_platform_device_count=4`; None: one).
+      Each device loops over its share and the partial aggregates are added.
+    stream_chunk_mb: a cohort passed as Python lists (not a Population) of
+      more than 4 MB of client data and at least 32 clients is padded and
+      run in chunks of clients, each at most this many megabytes and an
+      eighth of the cohort (but at least 16 clients): the program of one
+      chunk adds its clients to the running sums of the round's
+      aggregations while the host pads the next chunk, and a final program
+      finishes the round. Padding then overlaps the computation, and the
+      padded copy of the cohort takes about two chunks of memory instead of
+      all of it. Used when the client data reach the rest of the round only
+      through client maps and their aggregations (FedAvg and its relatives,
+      federated evaluation); results equal the one-program round up to
+      float rounding. None: never.
+
+  Example:
+    >>> with fedjit.backend("vectorized", client_map="vmap"):
+    ...   state = process.next(state, data)
+  """
+
+  name = "vectorized"
+
+  def __init__(self, client_map: str = "auto", chunk_size: int | None = None,
+               devices: "list | str | None" = "auto", stream_chunk_mb: float | None = 32.0):
+    if client_map not in CLIENT_MAPS:
+      raise ValueError(f"client_map must be one of {CLIENT_MAPS}, got {client_map!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+      raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
+    self.client_map = client_map
+    self.chunk_size = chunk_size
+    if devices != "auto" and devices is not None and not isinstance(devices, (list, tuple)):
+      raise ValueError(f"devices must be 'auto', None or a list of JAX devices, got {devices!r}.")
+    self.devices = devices
+    if stream_chunk_mb is not None and (isinstance(stream_chunk_mb, bool) or not isinstance(
+        stream_chunk_mb, (int, float)) or not stream_chunk_mb > 0):
+      raise ValueError(f"stream_chunk_mb must be a positive number or None, got "
+                       f"{stream_chunk_mb!r}.")
+    self.stream_chunk_mb = stream_chunk_mb
+
+  def __repr__(self):
+    return f"VectorizedBackend(client_map={self.client_map!r}, chunk_size={self.chunk_size})"
+
+  def resolved_devices(self) -> list | None:
+    """The devices clients are split across: all local devices with "auto"."""
+    if self.devices == "auto":
+      return jax.local_devices()
+    return list(self.devices) if self.devices else None
+
+  def _key(self):
+    devices = self.resolved_devices()
+    return ("vectorized", self.client_map, self.chunk_size,
+            tuple(d.id for d in devices) if devices else None)
+
+  def resolved_client_map(self) -> str:
+    """"map" or "vmap": what "auto" means on this platform."""
+    if self.client_map != "auto":
+      return self.client_map
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+  def trace(self, comp: Computation, reps: list):
+    """Runs `comp` on vectorized representations (inside or outside jit).
+
+    Conditions checked at run time (a secure sum's inputs in range) are
+    checked here when their values are concrete, and left out under a trace.
+    """
+    out, checks = self.trace_checked(comp, reps)
+    if all(not isinstance(a, jax.core.Tracer) for _, arrays in checks for a in arrays):
+      raise_failed_checks([m for m, _ in checks], [a for _, a in checks])
+    return out
+
+  def trace_checked(self, comp: Computation, reps: list):
+    """`trace`, and the run-time checks: [(message, (ok, client, value, bound))]."""
+    types = param_types(comp)
+    with executing():
+      if isinstance(comp, FederatedComputation):
+        n = _num_clients(types, reps, _leading)
+        ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
+        graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
+        out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
+        return _unwrap(ops, comp.type_signature.result, out), ops.checks
+      return comp.fn(*reps), []
+
+  def compiled(self, comp: Computation):
+    """The jitted program of `comp`: `program(*reps) -> (result, checks)`,
+    where `checks` are the arrays of its run-time checks (see `run`)."""
+    cache = comp.__dict__.setdefault("_compiled", {})
+    key = self._key()
+    if key not in cache:
+      traces = comp.__dict__.setdefault("_traces", {})
+      messages = comp.__dict__.setdefault("_check_messages", {})
+
+      def program(*reps):  # traced once per compilation
+        traces[key] = traces.get(key, 0) + 1
+        out, checks = self.trace_checked(comp, list(reps))
+        messages[key] = [m for m, _ in checks]
+        return out, [a for _, a in checks]
+      cache[key] = jax.jit(program)
+    return cache[key]
+
+  def check_messages(self, comp: Computation) -> list:
+    return comp.__dict__.get("_check_messages", {}).get(self._key(), [])
+
+  def compilations(self, comp: Computation) -> int:
+    """How many programs this backend's settings have compiled for `comp`:
+    one per input shape of the one-program round, plus the chunk and final
+    programs of streamed rounds (see `stream_chunk_mb`).
+
+    Example:
+      >>> fedjit.get_backend().compilations(trainer.next)  # after 100 rounds
+      1
+    """
+    key = self._key()
+    streamed = comp.__dict__.get("_stream_traces", {}).get(key, [])
+    return comp.__dict__.get("_traces", {}).get(key, 0) + len(streamed)
+
+  def run(self, comp, args):
+    types = param_types(comp)
+    if self.stream_chunk_mb is not None and isinstance(comp, FederatedComputation):
+      plan = streaming.stream_plan(comp, types)
+      if plan is not None:
+        out = streaming.run_streamed(self, comp, args, types, plan,
+                                      self.stream_chunk_mb * 2 ** 20)
+        if out is not None:
+          return out[0]
+    with _buffers.buffer_lease():
+      reps = [to_vectorized(t, a, argument_what(comp, i))
+              for i, (t, a) in enumerate(zip(types, args))]
+      out, checks = self.compiled(comp)(*reps)
+      raise_failed_checks(self.check_messages(comp), checks)
+      # Results are copied to NumPy here, so the program has finished with
+      # its inputs when the lease returns their buffers.
+      return from_vectorized(comp.type_signature.result, out)
+
+
+register_backend("vectorized", VectorizedBackend, default=VectorizedBackend())
+
+
+def to_jax(comp: Computation):
+  """A computation as a plain JAX function (vectorized backend), to
+  differentiate, jit or vmap like any other.
+
+  Arguments are given as for a Python call, but may be JAX tracers. Results
+  stay JAX arrays; a `{T}@CLIENTS` result has a leading client axis.
+
+  Example:
+    >>> f = fedjit.to_jax(next_fn)
+    >>> grad = jax.grad(lambda lr: loss(f(weights, lr, data)))(0.1)
+  """
+  current = get_backend()
+  vb = current if isinstance(current, VectorizedBackend) else VectorizedBackend()
+  types = param_types(comp)
+
+  def fn(*args):
+    if len(args) != len(types):
+      raise TypeError(f"'{comp.name}' takes {len(types)} argument(s), got {len(args)}.")
+    reps = [to_vectorized(t, a, argument_what(comp, i), xp=jnp)
+            for i, (t, a) in enumerate(zip(types, args))]
+    return vb.trace(comp, reps)
+  fn.__name__ = comp.name
+  return fn
