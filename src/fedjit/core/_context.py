@@ -29,20 +29,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:  # only for annotations: computations depend on this module
-  from fedjit.core._computations import Computation
+from typing import Any, Callable
 
 __all__ = ["Backend", "backend", "get_backend", "register_backend"]
 
 
 class Backend:
-  """Runs computations called from Python."""
+  """Runs computations called from Python (see the module docstring)."""
 
   name: str
 
-  def run(self, comp: Computation, args: tuple) -> Any:
+  # `comp` is a `Computation`; not imported here, since computations import
+  # this module (dependencies point one way).
+  def run(self, comp: Any, args: tuple) -> Any:
     """Runs `comp` on Python arguments, one per parameter; returns the result
     as Python values (`{T}@CLIENTS` results as lists).
 
