@@ -14,17 +14,17 @@ from fedjit.core._types import (FederatedType, StructType, TensorType, Type, bui
                                 struct_fields)
 
 
-def _constant(node: Node, xp=jnp):
+def constant_value(node: Node, xp=jnp):
   leaves = [xp.asarray(l) for l in node.attrs["value"]]
-  return _unflatten_like(node.type, leaves)
+  return unflatten_like(node.type, leaves)
 
 
-def _unflatten_like(t: Type, leaves: list):
+def unflatten_like(t: Type, leaves: list):
   example = example_tree(t)
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(example), leaves)
 
 
-def _num_clients(types: list[Type], reps: list, leading) -> int | None:
+def num_clients_of(types: list[Type], reps: list, leading) -> int | None:
   sizes = set()
 
   def visit(t, rep):
@@ -43,7 +43,7 @@ def _num_clients(types: list[Type], reps: list, leading) -> int | None:
   return sizes.pop() if sizes else None
 
 
-def _need_clients(n: int | None, what: str) -> int:
+def need_clients(n: int | None, what: str) -> int:
   if n is None:
     raise FederatedTypeError(
         f"{what} needs the number of clients, but no argument is placed at "
@@ -51,21 +51,21 @@ def _need_clients(n: int | None, what: str) -> int:
   return n
 
 
-def _leaf_types_of(t: Type) -> list:
+def tensor_types_of(t: Type) -> list:
   if isinstance(t, TensorType):
     return [t]
-  return [l for e in t.types() for l in _leaf_types_of(e)]
+  return [l for e in t.types() for l in tensor_types_of(e)]
 
 
-def _tensor_leaves_of(t: Type, value) -> list:
-  """The tensors of a value of type `t`, in the order of `_leaf_types_of`."""
+def tensor_leaves_of(t: Type, value) -> list:
+  """The tensors of a value of type `t`, in the order of `tensor_types_of`."""
   if isinstance(t, TensorType):
     return [value]
   return [l for ft, fv in zip(t.types(), struct_fields(t, value))
-          for l in _tensor_leaves_of(ft, fv)]
+          for l in tensor_leaves_of(ft, fv)]
 
 
-def _rebuild(t: Type, leaves: list):
+def rebuild(t: Type, leaves: list):
   it = iter(leaves)
 
   def build(t):
@@ -75,23 +75,23 @@ def _rebuild(t: Type, leaves: list):
   return build(t)
 
 
-def _range_message(name: str, client, value, what: str) -> str:
+def range_message(name: str, client, value, what: str) -> str:
   return (f"fedjit.{name}: client {client} holds the value {value}, outside the "
           f"range [0, {what}] that the secure sum allows. Clip or quantize the "
           f"client values into the range in the client's computation, or raise the "
           f"bound.")
 
 
-def _bound_message(name: str, what: str, value) -> str:
+def bound_message(name: str, what: str, value) -> str:
   allowed = {"bitwidth": "an integer in [0, 62]", "modulus": "a positive integer"}[what]
   return f"fedjit.{name} expects {what} to be {allowed}, got {value}."
 
 
-def _bound_check_message(name: str, what: str):
-  return lambda client, value, bound: _bound_message(name, what, value)
+def bound_check_message(name: str, what: str):
+  return lambda client, value, bound: bound_message(name, what, value)
 
 
-def _max_of_bitwidth(bits, dtype):
+def max_of_bitwidth(bits, dtype):
   """2**bits - 1 in `dtype` (the dtype's largest value where that is more)."""
   info = jnp.iinfo(dtype)
   value_bits = info.bits - (1 if info.min < 0 else 0)
@@ -100,11 +100,11 @@ def _max_of_bitwidth(bits, dtype):
   return jnp.where(bits >= value_bits, jnp.asarray(info.max, dtype), small)
 
 
-def _select_key_message(client, key, max_key) -> str:
+def select_key_message(client, key, max_key) -> str:
   return (f"fedjit.federated_select: client {client} holds the key {key}, outside "
           f"[0, max_key] = [0, {max_key}]. Keys must lie between 0 and max_key.")
 
 
-def _first_group(n: int) -> int:
+def first_group(n: int) -> int:
   """federated_aggregate's first group of clients: the first ceil(n/2)."""
   return (n + 1) // 2

@@ -23,10 +23,10 @@ from fedjit.core._sequence import ListSequence
 from fedjit.core._types import (FederatedType, SequenceType, StructType, Type, build_container,
                                 has_client_values, has_federated, struct_fields)
 from fedjit.core._values import normalize, placed_members, to_numpy
-from fedjit.core.backends.common import (_bound_message, _constant, _first_group,
-                                         _leaf_types_of, _need_clients, _num_clients,
-                                         _range_message, _rebuild, _select_key_message,
-                                         _tensor_leaves_of)
+from fedjit.core.backends.common import (bound_message, constant_value, first_group,
+                                         tensor_types_of, need_clients, num_clients_of,
+                                         range_message, rebuild, select_key_message,
+                                         tensor_leaves_of)
 from fedjit.core.backends.interpreter import Ops, evaluate, select_field
 from fedjit.core.backends.vectorized.cohorts import GatheredSequence, check_prepared
 
@@ -47,7 +47,7 @@ class ReferenceOps(Ops):
     self.n = num_clients
 
   def constant(self, node):
-    return _constant(node)
+    return constant_value(node)
 
   def call(self, node, arg):
     return node.attrs["fn"].invoke(arg)
@@ -92,7 +92,7 @@ class ReferenceOps(Ops):
     # (Unweighted, the mean of an all-equal value is that value, so an unknown
     # number of clients does not matter.)
     if w is not None:
-      _need_clients(self.n, "federated_mean with weights")
+      need_clients(self.n, "federated_mean with weights")
     def mean(*xs):
       dtype = np.asarray(xs[0]).dtype
       if w is None:
@@ -104,7 +104,7 @@ class ReferenceOps(Ops):
     return jax.tree_util.tree_map(mean, *v)
 
   def federated_sum(self, node, v):
-    _need_clients(self.n, "federated_sum")
+    need_clients(self.n, "federated_sum")
     return jax.tree_util.tree_map(
         lambda *xs: jnp.asarray(functools.reduce(np.add, [np.asarray(x) for x in xs])), *v)
 
@@ -132,25 +132,25 @@ class ReferenceOps(Ops):
       k = np.asarray(k)
       bad = np.flatnonzero((k < 0) | (k > top))
       if bad.size:
-        raise ValueError(_select_key_message(i, int(k[bad[0]]), top))
+        raise ValueError(select_key_message(i, int(k[bad[0]]), top))
       out.append(ListSequence([_run_python(fn, (server, jnp.asarray(key)), i) for key in k],
                               node.type.member.element))
     return out
 
   def _secure(self, node, v, bound):
     name = node.attrs["name"]
-    _need_clients(self.n, name)
+    need_clients(self.n, name)
     member = node.type.member
     bounds = list(bound)  # one scalar per tensor of the value
-    columns = [_tensor_leaves_of(member, m) for m in v]  # [client][leaf]
+    columns = [tensor_leaves_of(member, m) for m in v]  # [client][leaf]
     out = []
-    for j, (b, leaf_type) in enumerate(zip(bounds, _leaf_types_of(member))):
+    for j, (b, leaf_type) in enumerate(zip(bounds, tensor_types_of(member))):
       b = int(np.asarray(b).reshape(()))
       xs = [np.asarray(c[j]) for c in columns]
       dtype = leaf_type.dtype
       if name == "federated_secure_modular_sum":
         if b < 1:
-          raise ValueError(_bound_message(name, "modulus", b))
+          raise ValueError(bound_message(name, "modulus", b))
         total = 0
         for x in xs:
           total = (total + np.mod(x.astype(np.int64), b)) % b
@@ -158,17 +158,17 @@ class ReferenceOps(Ops):
         continue
       if name == "federated_secure_sum_bitwidth":
         if not 0 <= b <= 62:
-          raise ValueError(_bound_message(name, "bitwidth", b))
+          raise ValueError(bound_message(name, "bitwidth", b))
         limit, what = 2 ** b - 1, f"2**bitwidth - 1 = {2 ** b - 1} (bitwidth {b})"
       else:
         limit, what = b, f"max_input {b}"
       for i, x in enumerate(xs):
         bad = (x.astype(np.int64) < 0) | (x.astype(np.int64) > limit)
         if bad.any():
-          raise ValueError(_range_message(name, i, int(x.reshape(-1)[np.argmax(bad.reshape(-1))]),
+          raise ValueError(range_message(name, i, int(x.reshape(-1)[np.argmax(bad.reshape(-1))]),
                                           what))
       out.append(jnp.asarray(functools.reduce(np.add, xs).astype(dtype)))
-    return _rebuild(member, out)
+    return rebuild(member, out)
 
   federated_secure_sum = _secure
   federated_secure_sum_bitwidth = _secure
@@ -178,7 +178,7 @@ class ReferenceOps(Ops):
     # As in TFF: groups of clients are accumulated separately, each from
     # `zero`, and the partial accumulators merged. Two groups, the first
     # ceil(n/2) clients and the rest, as on the vectorized backend.
-    _need_clients(self.n, "federated_aggregate")
+    need_clients(self.n, "federated_aggregate")
     accumulate = node.attrs["accumulate"]
 
     def fold(first: int, members: list):
@@ -186,7 +186,7 @@ class ReferenceOps(Ops):
       for i, m in enumerate(members, first):
         acc = _run_python(accumulate, (acc, m), i)
       return acc
-    half = _first_group(len(v))
+    half = first_group(len(v))
     acc = fold(0, v[:half])
     if half < len(v):
       acc = _run_python(node.attrs["merge"], (acc, fold(half, v[half:])), None)
@@ -224,11 +224,11 @@ class ReferenceBackend(Backend):
             for i, (t, a) in enumerate(zip(types, args))]
     with executing():
       if isinstance(comp, FederatedComputation):
-        n = _num_clients(types, reps, len)
+        n = num_clients_of(types, reps, len)
         reps = [_replicate(t, r, n) for t, r in zip(types, reps)]
         result = comp.type_signature.result
         if n is None and has_client_values(result):
-          _need_clients(n, f"returning a value of type {result}")
+          need_clients(n, f"returning a value of type {result}")
         out = evaluate(comp.graph, reps, ReferenceOps(n))
       else:
         out = comp.fn(*reps)

@@ -21,11 +21,11 @@ from fedjit.core import _buffers
 from fedjit.core._computations import (Computation, FederatedComputation, argument_what,
                                        executing, param_types)
 from fedjit.core._context import Backend, get_backend, register_backend
-from fedjit.core.backends.common import _num_clients
+from fedjit.core.backends.common import num_clients_of
 from fedjit.core.backends.interpreter import evaluate
 from fedjit.core.backends.vectorized import streaming
 from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
-from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, _leading, _unwrap, _wrap,
+from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, leading, unwrap, wrap,
                                                         raise_failed_checks)
 from fedjit.core.compiler import fuse_map_reduce
 
@@ -121,11 +121,11 @@ class VectorizedBackend(Backend):
     types = param_types(comp)
     with executing():
       if isinstance(comp, FederatedComputation):
-        n = _num_clients(types, reps, _leading)
+        n = num_clients_of(types, reps, leading)
         ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
         graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
-        out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
-        return _unwrap(ops, comp.type_signature.result, out), ops.checks
+        out = evaluate(graph, [wrap(t, r) for t, r in zip(types, reps)], ops)
+        return unwrap(ops, comp.type_signature.result, out), ops.checks
       return comp.fn(*reps), []
 
   def compiled(self, comp: Computation):

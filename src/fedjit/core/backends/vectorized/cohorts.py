@@ -191,7 +191,7 @@ class Clients:
 
 class BucketedClients:
   """A CLIENTS value whose clients are split into size buckets (see
-  `_values.BucketedSequence`): `parts[k]` holds the clients at cohort
+  `BucketedSequence`): `parts[k]` holds the clients at cohort
   positions `positions[k]`; entries with `valid[k] == 0` are filler."""
 
   __slots__ = ("parts", "positions", "valid", "n")
@@ -222,7 +222,7 @@ class LazyRows:
     return cls(*children)
 
 
-def _resolve(value):
+def resolve(value):
   """`value` with every LazyRows replaced by the rows it stands for."""
   def take(x):
     if isinstance(x, LazyRows):
@@ -231,7 +231,7 @@ def _resolve(value):
   return jax.tree_util.tree_map(take, value, is_leaf=lambda x: isinstance(x, LazyRows))
 
 
-def _client_view(value, mapped, i):
+def client_view(value, mapped, i):
   """Client `i`'s member of a Clients value (`value`, flags `mapped`).
 
   Mapped arrays are indexed; a client's dataset (a PaddedSequence of the
@@ -253,12 +253,12 @@ def _client_view(value, mapped, i):
                                 is_leaf=lambda x: isinstance(x, (LazyRows, PaddedSequence)))
 
 
-def _has_lazy(value) -> bool:
+def has_lazy(value) -> bool:
   return any(isinstance(x, LazyRows) for x in jax.tree_util.tree_leaves(
       value, is_leaf=lambda x: isinstance(x, LazyRows)))
 
 
-def _scatter(parts: list, positions: list, n: int):
+def scatter(parts: list, positions: list, n: int):
   """Stacked per-bucket values -> one value with the cohort's client order.
 
   Leaves are padded to a common shape first (buckets differ in length)."""
@@ -272,5 +272,5 @@ def _scatter(parts: list, positions: list, n: int):
   return jax.tree_util.tree_map(leaf, *parts)
 
 
-def _flags(value, flag: bool):
+def flags_like(value, flag: bool):
   return jax.tree_util.tree_map(lambda _: flag, value)

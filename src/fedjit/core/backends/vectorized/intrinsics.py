@@ -11,13 +11,13 @@ from fedjit.core._placements import CLIENTS, SERVER
 from fedjit.core._sequence import PaddedSequence, is_batched, like
 from fedjit.core._types import (FederatedType, StructType, Type, build_container,
                                 has_federated, struct_fields)
-from fedjit.core.backends.common import (_bound_check_message, _constant, _first_group,
-                                         _max_of_bitwidth, _need_clients, _range_message,
-                                         _rebuild, _select_key_message, _tensor_leaves_of)
+from fedjit.core.backends.common import (bound_check_message, constant_value, first_group,
+                                         max_of_bitwidth, need_clients, range_message,
+                                         rebuild, select_key_message, tensor_leaves_of)
 from fedjit.core.backends.interpreter import Ops, select_field
 from fedjit.core.backends.vectorized.cohorts import (BucketedClients, BucketedSequence, Clients,
-                                                     GatheredSequence, LazyRows, _flags,
-                                                     _resolve, _scatter)
+                                                     GatheredSequence, LazyRows, flags_like,
+                                                     resolve, scatter)
 from fedjit.core.backends.vectorized.loops import ClientLoops
 
 __all__ = ["VectorizedOps", "raise_failed_checks"]
@@ -37,7 +37,7 @@ class VectorizedOps(ClientLoops, Ops):
     self.checks: list = []
 
   def constant(self, node):
-    return _constant(node)
+    return constant_value(node)
 
   def call(self, node, arg):
     return node.attrs["fn"].invoke(arg)
@@ -59,10 +59,10 @@ class VectorizedOps(ClientLoops, Ops):
   def federated_value(self, node, v):
     if node.type.placement == SERVER:
       return v
-    return Clients(v, _flags(v, False))
+    return Clients(v, flags_like(v, False))
 
   def federated_broadcast(self, node, v):
-    return Clients(v, _flags(v, False))
+    return Clients(v, flags_like(v, False))
 
   def federated_zip(self, node, v):
     st = node.type.member
@@ -90,21 +90,21 @@ class VectorizedOps(ClientLoops, Ops):
       return fn.invoke(v)
     if isinstance(v, BucketedClients):
       outs = [self._materialize(self._map_clients(fn, p), "federated_map") for p in v.parts]
-      out = _scatter(outs, v.positions, v.n)
-      return Clients(out, _flags(out, True))
+      out = scatter(outs, v.positions, v.n)
+      return Clients(out, flags_like(out, True))
     return self._map_clients(fn, v)
 
   def fused_map_reduce(self, node, v):
     """federated_map + aggregations of its results, as one loop over clients
-    carrying running sums (see `_fusion.py`)."""
+    carrying running sums (see `compiler/fusion.py`)."""
     if isinstance(v, Clients) and self.n is None and not any(
         jax.tree_util.tree_leaves(v.mapped)):
       # No {T}@CLIENTS argument: all clients alike, their number unknown. As
       # unfused, an unweighted mean is the value itself; the rest need n.
       for kind, _, wpath in node.attrs["reductions"]:
         if kind != "federated_mean" or wpath is not None:
-          _need_clients(None, kind if wpath is None else "federated_mean with weights")
-      totals = self._contributions(node)(node.attrs["fn"].invoke(_resolve(v.value)))
+          need_clients(None, kind if wpath is None else "federated_mean with weights")
+      totals = self._contributions(node)(node.attrs["fn"].invoke(resolve(v.value)))
       return self._fused_finish(node, v, totals)
     return self._fused_finish(node, v, self._fused_partials(node, v))
 
@@ -131,7 +131,7 @@ class VectorizedOps(ClientLoops, Ops):
     def leaf(x, f):
       if f:
         return jnp.sum(x, axis=0).astype(x.dtype)
-      return (x * _need_clients(self.n, "federated_sum")).astype(x.dtype)
+      return (x * need_clients(self.n, "federated_sum")).astype(x.dtype)
     return jax.tree_util.tree_map(leaf, v.value, v.mapped)
 
   def _check(self, ok, client, value, bound, message):
@@ -161,7 +161,7 @@ class VectorizedOps(ClientLoops, Ops):
     out = node.attrs["fn"].invoke(None)
     if node.type.placement == SERVER:
       return out
-    return Clients(out, _flags(out, False))
+    return Clients(out, flags_like(out, False))
 
   def federated_select(self, node, keys, max_key, server):
     fn = node.attrs["fn"]
@@ -170,7 +170,7 @@ class VectorizedOps(ClientLoops, Ops):
     flat = keys.reshape((n * num,))
     bad = (flat < 0) | (flat > max_key)
     first = jnp.argmax(bad)
-    self._check(~jnp.any(bad), first // max(num, 1), flat[first], max_key, _select_key_message)
+    self._check(~jnp.any(bad), first // max(num, 1), flat[first], max_key, select_key_message)
     one = lambda k: fn.invoke((server, k))
     if self._strategy() == "vmap" and fn.batchable:
       out = jax.vmap(one)(flat)
@@ -182,13 +182,13 @@ class VectorizedOps(ClientLoops, Ops):
     if is_batched(element):
       mask_shape += (jax.tree_util.tree_leaves(data)[0].shape[2],)
     seq = PaddedSequence(data, jnp.ones(mask_shape, jnp.float32), element, full=True)
-    return Clients(seq, _flags(seq, True))
+    return Clients(seq, flags_like(seq, True))
 
   def _secure(self, node, v, bound):
     name = node.attrs["name"]
     member = node.type.member
     x = self._materialize(v, name)
-    leaves = _tensor_leaves_of(member, x)
+    leaves = tensor_leaves_of(member, x)
     bounds = [jnp.reshape(b, ()) for b in bound]
     out = []
     for a, b in zip(leaves, bounds):
@@ -196,8 +196,8 @@ class VectorizedOps(ClientLoops, Ops):
         out.append(self._modular_sum(name, a, b))
         continue
       if name == "federated_secure_sum_bitwidth":
-        self._check((b >= 0) & (b <= 62), -1, b, b, _bound_check_message(name, "bitwidth"))
-        limit = _max_of_bitwidth(b, a.dtype)
+        self._check((b >= 0) & (b <= 62), -1, b, b, bound_check_message(name, "bitwidth"))
+        limit = max_of_bitwidth(b, a.dtype)
       else:
         limit = b
       rows = a.reshape((a.shape[0], -1))
@@ -207,14 +207,14 @@ class VectorizedOps(ClientLoops, Ops):
       value = rows[client, jnp.argmax(bad[client])] if rows.shape[1] else jnp.zeros((), a.dtype)
       label = "max_input" if name == "federated_secure_sum" else "2**bitwidth - 1 ="
       self._check(~jnp.any(per_client), client, value, limit,
-                  lambda c, x, m, label=label: _range_message(name, c, x, f"{label} {m}"))
+                  lambda c, x, m, label=label: range_message(name, c, x, f"{label} {m}"))
       out.append(jnp.sum(a, axis=0).astype(a.dtype))
-    return _rebuild(member, out)
+    return rebuild(member, out)
 
   def _modular_sum(self, name, a, m):
     """(Σᵢ aᵢ) mod m, exactly: each term reduced into [0, m) and added mod m
     in unsigned arithmetic that cannot overflow (acc + term < 2m)."""
-    self._check(m >= 1, -1, m, m, _bound_check_message(name, "modulus"))
+    self._check(m >= 1, -1, m, m, bound_check_message(name, "modulus"))
     safe_m = jnp.maximum(m, 1)
     terms = jnp.mod(a, safe_m)  # in [0, m)
     wide = jnp.uint64 if jnp.dtype(terms.dtype).itemsize == 8 else jnp.uint32
@@ -236,7 +236,7 @@ class VectorizedOps(ClientLoops, Ops):
     # The first ceil(n/2) clients and the rest are accumulated separately,
     # each from `zero`, and merged (as on the reference backend).
     x = self._materialize(v, "federated_aggregate")
-    n = _need_clients(self.n, "federated_aggregate")
+    n = need_clients(self.n, "federated_aggregate")
     acc_fn = node.attrs["accumulate"]
     zero = jax.tree_util.tree_map(jnp.asarray, zero)
 
@@ -245,7 +245,7 @@ class VectorizedOps(ClientLoops, Ops):
 
     def fold(part):
       return jax.lax.scan(body, zero, part)[0]
-    half = _first_group(n)
+    half = first_group(n)
     acc = fold(jax.tree_util.tree_map(lambda a: a[:half], x))
     if half < n:
       rest = fold(jax.tree_util.tree_map(lambda a: a[half:], x))
@@ -253,26 +253,26 @@ class VectorizedOps(ClientLoops, Ops):
     return node.attrs["report"].invoke(acc)
 
 
-def _wrap(t: Type, rep):
+def wrap(t: Type, rep):
   if isinstance(t, FederatedType):
     if t.placement == CLIENTS:
       if isinstance(rep, BucketedSequence):
-        return BucketedClients([Clients(p, _flags(p, True)) for p in rep.parts],
+        return BucketedClients([Clients(p, flags_like(p, True)) for p in rep.parts],
                                rep.positions, rep.valid, rep.num_clients)
       if isinstance(rep, GatheredSequence):
         # Each part holds the population (not mapped) and the cohort's rows
         # of it (mapped): a client's data is read where it is used.
-        parts = [Clients(LazyRows(pop, i), LazyRows(_flags(pop, False), True))
+        parts = [Clients(LazyRows(pop, i), LazyRows(flags_like(pop, False), True))
                  for pop, i in zip(rep.populations, rep.indices)]
         return BucketedClients(parts, rep.positions, rep.valid, rep.num_clients)
-      return Clients(rep, _flags(rep, not t.all_equal))
+      return Clients(rep, flags_like(rep, not t.all_equal))
     return rep
   if isinstance(t, StructType) and has_federated(t):
-    return build_container(t, [_wrap(ft, r) for ft, r in zip(t.types(), struct_fields(t, rep))])
+    return build_container(t, [wrap(ft, r) for ft, r in zip(t.types(), struct_fields(t, rep))])
   return rep
 
 
-def _unwrap(ops: VectorizedOps, t: Type, val):
+def unwrap(ops: VectorizedOps, t: Type, val):
   if isinstance(t, FederatedType):
     if t.placement == CLIENTS:
       if t.all_equal:
@@ -280,11 +280,11 @@ def _unwrap(ops: VectorizedOps, t: Type, val):
       return ops._materialize(val, "returning a CLIENTS value")
     return val
   if isinstance(t, StructType) and has_federated(t):
-    return build_container(t, [_unwrap(ops, ft, v) for ft, v in zip(t.types(), struct_fields(t, val))])
+    return build_container(t, [unwrap(ops, ft, v) for ft, v in zip(t.types(), struct_fields(t, val))])
   return val
 
 
-def _leading(rep) -> int:
+def leading(rep) -> int:
   if isinstance(rep, (BucketedSequence, GatheredSequence)):
     return rep.num_clients
   leaves = jax.tree_util.tree_leaves(rep)

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedjit.core._types import Type
-from fedjit.core.backends.common import _need_clients
+from fedjit.core.backends.common import need_clients
 from fedjit.core.backends.interpreter import select_field
-from fedjit.core.backends.vectorized.cohorts import (BucketedClients, Clients, _client_view,
-                                                     _flags, _has_lazy, _resolve, _scatter)
+from fedjit.core.backends.vectorized.cohorts import (BucketedClients, Clients, client_view,
+                                                     flags_like, has_lazy, resolve, scatter)
 from fedjit.core._types import build_container
 
 __all__ = ["ClientLoops"]
@@ -35,11 +35,11 @@ class ClientLoops:
     """A BucketedClients value as one Clients value (clients in cohort order)."""
     if not isinstance(c, BucketedClients):
       return c
-    stacked = [self._materialize(Clients(_resolve(p.value), _flags(_resolve(p.value), True))
-                                 if _has_lazy(p.value) else p, "bucketed clients")
+    stacked = [self._materialize(Clients(resolve(p.value), flags_like(resolve(p.value), True))
+                                 if has_lazy(p.value) else p, "bucketed clients")
                for p in c.parts]
-    value = _scatter(stacked, c.positions, c.n)
-    return Clients(value, _flags(value, True))
+    value = scatter(stacked, c.positions, c.n)
+    return Clients(value, flags_like(value, True))
 
   def _materialize(self, c, what: str):
     c = self._plain(c)
@@ -49,7 +49,7 @@ class ClientLoops:
       nonlocal n
       if f:
         return x
-      n = _need_clients(self.n, what)
+      n = need_clients(self.n, what)
       return jnp.broadcast_to(x, (n,) + jnp.shape(x))
     return jax.tree_util.tree_map(leaf, c.value, c.mapped)
 
@@ -64,26 +64,26 @@ class ClientLoops:
     flags = jax.tree_util.tree_leaves(v.mapped)
     if not any(flags):
       out = fn.invoke(v.value)
-      return Clients(out, _flags(out, False))
+      return Clients(out, flags_like(out, False))
     if self._strategy() == "vmap" and fn.batchable:
       axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
-      out = jax.vmap(lambda member: fn.invoke(_resolve(member)), in_axes=(axes,))(v.value)
+      out = jax.vmap(lambda member: fn.invoke(resolve(member)), in_axes=(axes,))(v.value)
     else:
       mapped = [l for l, f in zip(leaves, flags) if f]
 
       def one(xs):
         it = iter(xs)
         full = [next(it) if f else l for l, f in zip(leaves, flags)]
-        return fn.invoke(_resolve(jax.tree_util.tree_unflatten(treedef, full)))
+        return fn.invoke(resolve(jax.tree_util.tree_unflatten(treedef, full)))
       batch = self.chunk_size if fn.batchable else None
       if batch is None:
         # One client after another, each reading its data where it is used.
         num = jnp.shape(mapped[0])[0]
-        out = jax.lax.map(lambda i: fn.invoke(_client_view(v.value, v.mapped, i)),
+        out = jax.lax.map(lambda i: fn.invoke(client_view(v.value, v.mapped, i)),
                           jnp.arange(num))
       else:
         out = jax.lax.map(one, mapped, batch_size=batch)
-    return Clients(out, _flags(out, True))
+    return Clients(out, flags_like(out, True))
 
   def _contributions(self, node):
     """client result -> its terms of every reduction of a fused node."""
@@ -122,7 +122,7 @@ class ClientLoops:
         part_totals = self._sharded_totals(fn, part, contributions, valid)
       else:
         part_totals = self._fused_totals(fn, part, contributions, valid)
-      totals = part_totals if totals is None else _add(totals, part_totals)
+      totals = part_totals if totals is None else tree_add(totals, part_totals)
     return totals
 
   def _fused_finish(self, node, v, totals):
@@ -135,7 +135,7 @@ class ClientLoops:
     member = jax.tree_util.tree_unflatten(treedef, [
         jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
         for l, f in zip(leaves, flags)])
-    out_shape = jax.eval_shape(lambda m: fn.invoke(_resolve(m)), member)
+    out_shape = jax.eval_shape(lambda m: fn.invoke(resolve(m)), member)
     results = []
     for (kind, vpath, _), total in zip(node.attrs["reductions"], totals):
       dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
@@ -190,13 +190,13 @@ class ClientLoops:
         xs, ok = xs[:-1], xs[-1]
       it = iter(xs)
       full = [next(it) if f else l for l, f in zip(leaves, flags)]
-      parts = contributions(fn.invoke(_resolve(jax.tree_util.tree_unflatten(treedef, full))))
+      parts = contributions(fn.invoke(resolve(jax.tree_util.tree_unflatten(treedef, full))))
       if ok is not None:
         parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)), parts)
       return parts
 
     if not mapped:
-      n = _need_clients(self.n, "federated_map")
+      n = need_clients(self.n, "federated_map")
       return jax.tree_util.tree_map(lambda x: x * n, one([]))
     num = jnp.shape(mapped[0])[0]
     if self._strategy() == "vmap" and fn.batchable:
@@ -210,27 +210,27 @@ class ClientLoops:
     if chunk == 1:
       # One client after another, each reading its data where it is used.
       def client(c, i):
-        parts = contributions(fn.invoke(_client_view(v.value, v.mapped, i)))
+        parts = contributions(fn.invoke(client_view(v.value, v.mapped, i)))
         if valid is not None:
           ok = valid[i]
           parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)),
                                          parts)
-        return _add(c, parts), None
+        return tree_add(c, parts), None
       totals, _ = jax.lax.scan(client, zero, jnp.arange(num))
       return totals
 
     def block(c, xs):
       parts = jax.vmap(one)(xs)
-      return _add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
+      return tree_add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
     blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
     totals, _ = jax.lax.scan(block, zero, blocks)
     if whole < num:  # the clients left over after whole chunks
       rest = jax.vmap(one)([x[whole:] for x in mapped])
-      totals = _add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
+      totals = tree_add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
     return totals
 
 
-def _add(a, b):
+def tree_add(a, b):
   return jax.tree_util.tree_map(jnp.add, a, b)
 
 

@@ -32,9 +32,9 @@ from fedjit.core._sequence import PaddedSequence
 from fedjit.core._values import client_what, normalize
 from fedjit.core.backends.interpreter import evaluate
 from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
-from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, _unwrap, _wrap,
+from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, unwrap, wrap,
                                                         raise_failed_checks)
-from fedjit.core.backends.vectorized.loops import _add
+from fedjit.core.backends.vectorized.loops import tree_add
 from fedjit.core.compiler import fuse_map_reduce
 from fedjit.core.compiler import stream_plan as _graph_stream_plan
 from fedjit.core.compiler import streamed_parameter
@@ -97,18 +97,18 @@ def _program(backend, comp: FederatedComputation, plan):
       if self.final or k < self.stage:
         return self._fused_finish(node, v, self.prev[k])
       partial = self._fused_partials(node, v, self.keep)
-      raise _StageDone(partial if self.running is None else _add(self.running, partial))
+      raise _StageDone(partial if self.running is None else tree_add(self.running, partial))
 
   def run(reps, keep, prev, running, *, stage, num_clients, final):
     with executing():
       ops = StreamOps(num_clients, stage, prev, running, keep, final)
       try:
-        out = evaluate(graph, [_wrap(t, r) for t, r in zip(types, reps)], ops)
+        out = evaluate(graph, [wrap(t, r) for t, r in zip(types, reps)], ops)
       except _StageDone as done:
         return done.totals
       # The final program also returns its run-time checks (see VectorizedOps.checks).
       messages[:] = [m for m, _ in ops.checks]
-      return _unwrap(ops, comp.type_signature.result, out), [a for _, a in ops.checks]
+      return unwrap(ops, comp.type_signature.result, out), [a for _, a in ops.checks]
 
   traces = comp.__dict__.setdefault("_stream_traces", {}).setdefault(key, [])
   messages: list = []  # of the final program's run-time checks
