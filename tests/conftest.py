@@ -18,6 +18,13 @@ BACKENDS = {
 }
 
 
+@pytest.fixture(params=["reference", "vectorized"])
+def backend(request):
+  """Runs the test once on the reference and once on the (default) vectorized backend."""
+  with BACKENDS[request.param]():
+    yield request.param
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def any_backend(request):
   """Runs the test once under each backend configuration."""

@@ -11,6 +11,13 @@ Example:
   ...   return fedjit.federated_mean(client_temperatures)
   >>> get_average_temperature([68.5, 70.3, 69.8])
   np.float32(69.53334)
+
+Importing fedjit has one side effect: if Keras is not imported yet, it sets
+the environment variable `KERAS_BACKEND=jax`, so that Keras models run on
+Keras's JAX backend (Keras picks its backend once, when first imported).
+Import fedjit before Keras, or set `KERAS_BACKEND=jax` yourself; if Keras
+was imported first on another backend, fedjit warns. Nothing else (no
+backend, device or JAX setting) is changed at import.
 """
 
 import os as _os

@@ -37,12 +37,6 @@ import pytest
 import fedjit
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 @pytest.fixture(params=["jax_computation", "federated_computation"])
 def wrap(request):
   return getattr(fedjit, request.param)

@@ -44,10 +44,10 @@ _CLIENTS_INT = fedjit.FederatedType(np.int32, CLIENTS)
 _CLIENTS_INT_LIST = fedjit.FederatedType([np.int32, np.int32], CLIENTS)
 
 
-@pytest.fixture(params=["reference", "vectorized"], autouse=True)
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
+@pytest.fixture(autouse=True)
+def _on_each_backend(backend):
+  """Every test here runs on both backends (the `backend` fixture of conftest.py)."""
+  yield backend
 
 
 def _assert_structure_equal(actual, expected):

@@ -40,15 +40,8 @@ from fedjit.learning import aggregators, algorithms, templates
 from fedjit.learning.models import FunctionalModel, ModelWeights
 from fedjit.simulation import Dataset
 
-from conftest import BACKENDS
 
 fed_sgd = algorithms
-
-
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with BACKENDS[request.param]():
-    yield request.param
 
 
 def _dataset():

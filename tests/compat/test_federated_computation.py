@@ -26,12 +26,6 @@ import fedjit
 from fedjit.core import _ir
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 def test_federated_computation_wrapper(backend):
 
   @fedjit.federated_computation((fedjit.FunctionType(np.int32, np.int32), np.int32))

@@ -44,12 +44,6 @@ from fedjit.core._function_utils import (is_argument_struct, pack_args,
 from fedjit.core._structure import Struct
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 @pytest.mark.parametrize("arg, expected_result", [
     (np.int32, False),
     ([np.int32, np.int32], True),

@@ -22,8 +22,10 @@ Deviations (strict xfail, reason at the case):
 
 Left out:
 * the `loop_implementation` variants (DATASET_REDUCE / DATASET_ITERATOR):
-  fedjit has one loop; the argument is accepted and unused, so each case
-  runs once.
+  fedjit has one loop, TFF's default DATASET_REDUCE, which is accepted; any
+  other value raises NotImplementedError
+  (`test_loop_implementation_other_than_dataset_reduce_raises`), so each
+  case runs once.
 * test_get_hparams_has_expected_type_signature_with_tff_optimizer,
   test_set_hparams_has_expected_type_signature_with_tff_optimizer,
   test_get_hparams_returns_expected_result_with_tff_optimizer,
@@ -48,16 +50,9 @@ from fedjit.learning.models import FunctionalModel, ModelWeights
 from fedjit.learning.templates import ClientResult, ClientWeighting, MeasuredProcessOutput
 from fedjit.simulation import Dataset
 
-from conftest import BACKENDS
 
 sgdm = optimizers  # spelling: sgdm.build_sgdm -> fedjit.learning.optimizers.build_sgdm
 build_model_delta_client_work = templates.build_model_delta_client_work
-
-
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with BACKENDS[request.param]():
-    yield request.param
 
 
 def _linear_regression(feature_dim=2):
@@ -163,6 +158,28 @@ def test_raises_with_created_model():
     build_model_delta_client_work(
         create_model(), sgdm.build_sgdm(learning_rate=1.0),
         client_weighting=ClientWeighting.NUM_EXAMPLES)
+
+
+def test_loop_implementation_other_than_dataset_reduce_raises():
+  """TFF's default (its enum member, its name, or None) is what fedjit does;
+  DATASET_ITERATOR is not, so it raises instead of being dropped."""
+  import enum
+
+  class LoopImplementation(enum.Enum):  # TFF's enum, by name
+    DATASET_ITERATOR = 1
+    DATASET_REDUCE = 2
+
+  for value in (None, "DATASET_REDUCE", LoopImplementation.DATASET_REDUCE):
+    build_model_delta_client_work(_linear_regression(), sgdm.build_sgdm(learning_rate=1.0),
+                                  loop_implementation=value)
+    fedjit.learning.algorithms.build_weighted_fed_avg(
+        _linear_regression(), sgdm.build_sgdm(learning_rate=1.0), loop_implementation=value)
+  for build in (lambda **kw: build_model_delta_client_work(
+      _linear_regression(), sgdm.build_sgdm(learning_rate=1.0), **kw),
+                lambda **kw: fedjit.learning.algorithms.build_weighted_fed_avg(
+                    _linear_regression(), sgdm.build_sgdm(learning_rate=1.0), **kw)):
+    with pytest.raises(NotImplementedError, match="DATASET_REDUCE"):
+      build(loop_implementation=LoopImplementation.DATASET_ITERATOR)
 
 
 # ----------------------------------------------- ModelDeltaClientWorkExecutionTest

@@ -36,12 +36,6 @@ import pytest
 import fedjit
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 def _make():
   count = []
 

@@ -20,12 +20,6 @@ from fedjit.learning import algorithms, optimizers
 from conftest import batched_clients, softmax3_model
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 def test_named_struct_specs_as_parameters_of_both_kinds_of_computation(backend):
   spec = [("a", np.int32), ("b", np.float32)]
 

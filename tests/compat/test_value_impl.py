@@ -452,13 +452,7 @@ def test_value_impl_dir():
 # ------------------------------------------------- fedjit: running such values
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def compat_backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
-def test_struct_typed_federated_values_run(compat_backend):
+def test_struct_typed_federated_values_run(backend):
   """Field access, slicing and to_value on placed structures, run end to end;
   container-less structures come back as `fedjit.structure.Struct`."""
   client_type = fedjit.FederatedType([('a', np.int32), ('b', np.float32)], fedjit.CLIENTS)

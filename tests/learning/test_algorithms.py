@@ -92,12 +92,6 @@ def _weights(trainer, state):
   return np.asarray(p["w"]), np.asarray(p["b"])
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 # ---------------------------------------------------------------- FedAvg
 
 

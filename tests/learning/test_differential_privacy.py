@@ -19,12 +19,6 @@ from test_algorithms import _clients, _model
 dpa = pytest.importorskip("dp_accounting")
 
 
-@pytest.fixture(params=["reference", "vectorized"])
-def backend(request):
-  with fedjit.backend(request.param):
-    yield request.param
-
-
 def numpy_clip(v, clip):
   """v · min(1, C / ‖v‖₂) over all tensors of a client's value together."""
   leaves = list(v.values()) if isinstance(v, dict) else [v]

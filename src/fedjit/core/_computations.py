@@ -548,7 +548,6 @@ class FederatedComputation(Computation):
     self.graph = graph
     self.name = name
     self._type_signature = FunctionType(graph.parameter_type, graph.result_type)
-    self._compiled: dict = {}
 
   @property
   def type_signature(self) -> FunctionType:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fedjit.core import _ir
+from fedjit.core._structure import Struct, name_list_with_nones, to_elements
 from fedjit.core._types import (StructType, Type, build_container, struct_fields,
                                 to_type)
 
@@ -123,7 +125,6 @@ def is_argument_struct(t: Any) -> bool:
 
 def _element_names(x: Any) -> list | None:
   """The element names of a Struct value or of a struct type (spec), or None."""
-  from fedjit.core._structure import Struct, name_list_with_nones
   if isinstance(x, Struct):
     return name_list_with_nones(x)
   if x is None:
@@ -141,7 +142,6 @@ def unpack_args_from_struct(struct_with_args: Any) -> tuple[list, dict]:
     >>> unpack_args_from_struct(fedjit.structure.Struct([(None, 1), ('a', 2)]))
     ([1], {'a': 2})
   """
-  from fedjit.core._structure import Struct, to_elements
   if not is_argument_struct(struct_with_args):
     raise TypeError(f"Expected a struct whose unnamed elements all precede its named "
                     f"ones, got {struct_with_args}.")
@@ -197,7 +197,6 @@ def pack_args_into_struct(args, kwargs, type_spec: Any = None):
     >>> pack_args_into_struct([1], {'y': True}, [('x', np.int32), ('y', np.bool_)])
     Struct([('x', 1), ('y', True)])
   """
-  from fedjit.core._structure import Struct
   if type_spec is None:
     return Struct([(None, a) for a in args] + list(kwargs.items()))
   st = to_type(type_spec)
@@ -238,7 +237,6 @@ def pack_args(parameter_type: Any, args, kwargs):
 
 def _is_whole_value(value: Any) -> bool:
   """True if a single call argument can be the whole struct (not a tensor)."""
-  from fedjit.core import _ir
   if isinstance(value, _ir.FederatedValue):
     return isinstance(value.type, StructType)
   return not (hasattr(value, "shape") or isinstance(
@@ -246,7 +244,6 @@ def _is_whole_value(value: Any) -> bool:
 
 
 def _split(t: StructType, value: Any) -> list[Any]:
-  from fedjit.core import _ir
   if isinstance(value, _ir.FederatedValue):
     return [value[i] for i in range(len(t))]
   return struct_fields(t, value)

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from fedjit.core._errors import FederatedAttributeError, FederatedOperationError
+from fedjit.core._errors import (FederatedAttributeError, FederatedOperationError,
+                                 FederatedTypeError, TypeNotAssignableError)
 from fedjit.core._structure import Struct, to_elements
-from fedjit.core._types import (FederatedType, FunctionType, StructType, Type,
-                                infer_type, to_type)
+from fedjit.core._types import (FederatedType, FunctionType, SequenceType, StructType,
+                                TensorType, Type, infer_type, to_type)
 
 __all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef",
            "DeferredComputation", "Builder", "current_builder", "to_value"]
@@ -213,7 +214,6 @@ class DeferredComputation:
     comp = self.make(*refs)
     declared, got = self.type_signature.result, comp.type_signature.result
     if not declared.is_assignable_from(got):
-      from fedjit.core._errors import FederatedTypeError
       raise FederatedTypeError(
           f"'{self.name}' was traced with a result of type {declared} (from the "
           f"declared function type), but the function given gives {got}.")
@@ -264,7 +264,6 @@ def _const_leaves(t, x):
 
 
 def _leaf_types(t):
-  from fedjit.core._types import TensorType
   if isinstance(t, TensorType):
     return [t]
   return [l for e in t.types() for l in _leaf_types(e)]
@@ -388,6 +387,7 @@ class FederatedValue:
     names = st.names()
     fields = [(names[i], self[i]) for i in positions]
     if isinstance(self.type, FederatedType):
+      # Imported here: _intrinsics builds its nodes with this module (a real cycle).
       from fedjit.core._intrinsics import federated_zip
       return federated_zip(Struct(fields))
     return self._builder.value(Struct(fields))
@@ -466,7 +466,6 @@ class FunctionValue(FederatedValue):
     expected = ft.parameter
     if (expected is None) != (arg_type is None) or (
         expected is not None and not expected.is_assignable_from(arg_type)):
-      from fedjit.core._errors import FederatedTypeError
       raise FederatedTypeError(
           f"The function {ft} expects an argument of type "
           f"{expected if expected is not None else '(none)'}, but was given "
@@ -554,7 +553,6 @@ def to_value(value: Any, type_spec: Any = None) -> FederatedValue:
   if isinstance(value, FederatedValue) or _contains_value(value):
     v = b.value(value, "value")
   else:
-    from fedjit.core._types import SequenceType, TensorType
     if isinstance(t, TensorType):
       v = b.add("constant", [], t, value=[_cast_constant(value, t)])
     elif isinstance(t, SequenceType):
@@ -569,7 +567,6 @@ def to_value(value: Any, type_spec: Any = None) -> FederatedValue:
             f"dict, namedtuple, dataclass or Struct of them), found {type(value)}.")
       v = b.value(value, "value")
   if t is not None and not t.is_assignable_from(v.type):
-    from fedjit.core._errors import TypeNotAssignableError
     raise TypeNotAssignableError(
         f"fedjit.to_value: the value of type {v.type} is not assignable to the "
         f"requested type {t}.")
@@ -635,6 +632,7 @@ def ensure_federated_value(value: FederatedValue, placement=None,
   """
   what = label or "value"
   if not isinstance(value.type, FederatedType):
+    # Imported here: _intrinsics builds its nodes with this module (a real cycle).
     from fedjit.core._intrinsics import federated_zip
     try:
       value = federated_zip(value)

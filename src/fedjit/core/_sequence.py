@@ -27,6 +27,13 @@ from fedjit.core._types import (SequenceType, StructType, TensorType, Type, buil
 __all__ = ["Sequence", "PaddedSequence", "ListSequence", "abstract_value", "is_batched"]
 
 
+# The size given to the batch axis and other unknown dimensions when
+# `ListSequence.map` traces `fn` to find its result type: a prime no real
+# fixed dimension is likely to equal, so that a result axis of this size is
+# taken for the batch axis (and made `?` again) only when it is one.
+_PROBE_SIZE = 7919
+
+
 def _tensor_leaves(t: Type) -> list[TensorType]:
   if isinstance(t, TensorType):
     return [t]
@@ -279,7 +286,7 @@ class ListSequence(Sequence):
     # The result type is what the padded representation gives (so that an
     # empty sequence is typed too, and misuse fails the same way).
     abstract = abstract_value(
-        _sequence_type(self.element_type), lambda key: 1 if key == "n" else 7919)
+        _sequence_type(self.element_type), lambda key: 1 if key == "n" else _PROBE_SIZE)
     out_type = jax.eval_shape(lambda s: s.map(fn, with_mask=with_mask), abstract).element_type
     if with_mask:
       out = [fn(e, self._mask(e)) for e in self.elements]

@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence as PySequence
 import jax
 import numpy as np
 
-from fedjit.core._structure import Struct, iter_elements, name_list_with_nones, to_elements
+from fedjit.core._structure import (Struct, iter_elements, name_list_with_nones,
+                                    to_elements, to_odict_or_tuple)
 from fedjit.core._types import (FederatedType, SequenceType, StructType, TensorType,
                                 Type, _dtype, _is_attrs_class, _is_dataclass_class,
                                 _is_dtype_like, _is_name_value_pair, _is_namedtuple,
@@ -371,7 +372,6 @@ def type_to_py_container(value: Any, type_spec: Any) -> Any:
   c = type_spec.container
   vnames = name_list_with_nones(value)
   if c is None:
-    from fedjit.core._structure import to_odict_or_tuple
     return to_odict_or_tuple(Struct(list(zip(vnames, values))), recursive=False)
   names_needed = not (c in (list, tuple) or (issubclass(c, tuple) and
                                               not hasattr(c, "_fields")))

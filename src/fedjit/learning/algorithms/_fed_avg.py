@@ -17,6 +17,7 @@ from fedjit.learning.aggregators import (MeanFactory, UnweightedAggregationFacto
 from fedjit.learning.models._functional import FunctionalModel
 from fedjit.learning.optimizers import build_sgdm
 from fedjit._tracebacks import api_boundary
+from fedjit.learning.templates._stages import check_loop_implementation
 from fedjit.learning.templates import (ClientWeighting, LearningProcess,
                                        build_apply_optimizer_finalizer,
                                        build_broadcast_process,
@@ -166,7 +167,9 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
       local_unfinalized_metrics_type)` returning the aggregation of the
       clients' metric state (TFF's form); default
       `fedjit.learning.metrics.sum_then_finalize`.
-    loop_implementation: unused; accepted for TFF compatibility.
+    loop_implementation: TFF compatibility: only TFF's default,
+      `LoopImplementation.DATASET_REDUCE` (or its name, or None), which is
+      what fedjit does: each client's batches are reduced in one compiled loop.
 
   A client whose update is not finite (NaN or inf) gets weight 0 and drops
   out of the mean, as in TFF; `client_work/train/num_non_finite_clients`
@@ -178,6 +181,7 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
   Raises:
     TypeError: if `model_aggregator` is not a weighted aggregation factory
       (as in TFF: an unweighted one would drop the client weights).
+    NotImplementedError: for a `loop_implementation` other than TFF's default.
 
   Example:
     >>> trainer = build_weighted_fed_avg(
@@ -185,7 +189,7 @@ def build_weighted_fed_avg(model: Any, client_optimizer_fn: Any,
     >>> state = trainer.initialize()
     >>> result = trainer.next(state, train_data)
   """
-  del loop_implementation
+  check_loop_implementation(loop_implementation)
   _require_weighted("build_weighted_fed_avg", model_aggregator)
   model = as_model(model)
   client_work = build_model_delta_client_work(

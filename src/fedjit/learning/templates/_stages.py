@@ -189,6 +189,23 @@ def _check_model(builder: str, model: Any) -> None:
         f"If it is a function returning a model, call it first: model_fn().")
 
 
+def check_loop_implementation(value: Any) -> None:
+  """Accepts TFF's default `loop_implementation` (or none); raises for others.
+
+  fedjit always folds a client's batches with one `Sequence.reduce` (a
+  `lax.scan` in the compiled round), which is what TFF's default,
+  `LoopImplementation.DATASET_REDUCE`, does; there is no iterator loop.
+  """
+  name = value if isinstance(value, str) else getattr(value, "name", None)
+  if value is None or name == "DATASET_REDUCE":
+    return
+  raise NotImplementedError(
+      f"loop_implementation={value!r} is not supported: fedjit always reduces a "
+      f"client's batches in one compiled loop (TFF's default, "
+      f"LoopImplementation.DATASET_REDUCE), with the same results. Leave "
+      f"loop_implementation out.")
+
+
 def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
                                   client_weighting: Any = ClientWeighting.NUM_EXAMPLES,
                                   metrics_aggregator: Any = None, *,
@@ -224,16 +241,20 @@ def build_model_delta_client_work(model: FunctionalModel, optimizer: Any,
       returning the aggregation of `{metric state}@CLIENTS` (TFF's form);
       default `fedjit.learning.metrics.sum_then_finalize`.
     proximal_strength: FedProx's μ (0 gives FedAvg's client work).
-    loop_implementation: unused; accepted for TFF compatibility (the
-      client's batches are always reduced in one loop).
+    loop_implementation: TFF compatibility: only TFF's default,
+      `LoopImplementation.DATASET_REDUCE` (or its name, or None), which is
+      what fedjit does: the client's batches are reduced in one compiled loop.
 
   Example:
     >>> client_work = build_model_delta_client_work(model, build_sgdm(0.1))
     >>> output = client_work.next(client_work.initialize(), client_weights, client_data)
     >>> output.measurements['train']['num_non_finite_clients']
     0
+
+  Raises:
+    NotImplementedError: for a `loop_implementation` other than TFF's default.
   """
-  del loop_implementation
+  check_loop_implementation(loop_implementation)
   _check_model("build_model_delta_client_work", model)
   optimizer = as_optimizer(optimizer)
   if proximal_strength < 0:

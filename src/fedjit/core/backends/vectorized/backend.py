@@ -99,12 +99,6 @@ class VectorizedBackend(Backend):
     return ("vectorized", self.client_map, self.chunk_size,
             tuple(d.id for d in devices) if devices else None)
 
-  def resolved_client_map(self) -> str:
-    """"map" or "vmap": what "auto" means on this platform."""
-    if self.client_map != "auto":
-      return self.client_map
-    return "map" if jax.default_backend() == "cpu" else "vmap"
-
   def trace(self, comp: Computation, reps: list):
     """Runs `comp` on vectorized representations (inside or outside jit).
 
