@@ -106,12 +106,12 @@ def _power_law_population(n=400, seed=4):
 def test_random_cohorts_passed_as_lists_reuse_a_few_layouts():
   # Cohorts of >= 64 clients are bucketed; their layouts are sticky, so 100
   # rounds of random cohorts compile only a handful of times.
-  layouts.clear_layouts()
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.1))
   population = _power_law_population()
   rng = np.random.default_rng(5)
   state = trainer.initialize()
   backend = fedjit.VectorizedBackend(stream_chunk_mb=None)  # bucketed, not streamed
+  backend.reset()  # no layouts remembered from other tests
   with fedjit.backend(backend):
     for _ in range(100):
       cohort = [population[i] for i in rng.choice(len(population), 100, replace=False)]
@@ -120,13 +120,13 @@ def test_random_cohorts_passed_as_lists_reuse_a_few_layouts():
 
 
 def test_reused_layout_with_spare_slots_equals_reference():
-  layouts.clear_layouts()
   trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
   element = trainer.next.type_signature.parameter[1].member.element
   big = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7, seed=6)
   small = _clients([1, 2, 2, 3, 4, 6, 9, 20, 1, 1] * 7, seed=7)
-  first = layouts.pad_clients(element, big)
-  second = layouts.pad_clients(element, small)
+  policy = layouts.ShapePolicy()
+  first = layouts.pad_clients(element, big, policy)
+  second = layouts.pad_clients(element, small, policy)
   assert isinstance(second, cohorts.BucketedSequence)
   # The same shapes as the first cohort's (no new compilation), with spare slots.
   shapes = lambda p: [np.shape(l) for l in jax.tree_util.tree_leaves(p)]
@@ -138,8 +138,13 @@ def test_reused_layout_with_spare_slots_equals_reference():
   with fedjit.backend("reference"):
     ref = trainer.next(trainer.initialize(), small)
   for options in (dict(client_map="map"), dict(client_map="vmap")):
-    with fedjit.backend("vectorized", **options):
+    with fedjit.backend("vectorized", **options) as backend:
+      # The backend remembers the first cohort's layout, and pads the
+      # second into it (as `second` above).
+      backend.reset()
+      layouts.pad_clients(element, big, backend.shape_policy)
       got = trainer.next(trainer.initialize(), small)
+      assert backend.shape_policy.layouts_remembered() == {(element, len(small)): 1}
     for k in ("w", "b"):
       np.testing.assert_allclose(got.state.global_model_weights.trainable[k],
                                  ref.state.global_model_weights.trainable[k], atol=1e-5)
@@ -167,27 +172,49 @@ def test_layout_assignment_finds_a_fit_whenever_one_exists():
 
 
 def test_layout_memory_is_bounded():
-  layouts.clear_layouts()
+  # At most 32 (element type, cohort size) pairs, and 3 layouts each.
+  policy = layouts.ShapePolicy()
   element = fedjit.TensorType(np.float32, [None, 3])
   batch = np.zeros((2, 3), np.float32)
-  for cohort in range(64, 64 + 2 * layouts._LAYOUT_KEYS):
-    layouts.pad_clients(element, [[batch] * (1 + i % 5) for i in range(cohort)])
-  assert len(layouts._layouts) == layouts._LAYOUT_KEYS
-  assert all(len(m.layouts) <= layouts._LAYOUTS_PER_KEY for m in layouts._layouts.values())
-  layouts.clear_layouts()
-  assert not layouts._layouts
+  for cohort in range(64, 64 + 2 * 32):
+    layouts.pad_clients(element, [[batch] * (1 + i % 5) for i in range(cohort)], policy)
+  remembered = policy.layouts_remembered()
+  assert len(remembered) == 32
+  assert all(n <= 3 for n in remembered.values())
+  policy.clear()
+  assert policy.layouts_remembered() == {}
+
+
+def test_reset_forgets_compiled_programs_and_layouts():
+  trainer = learning.algorithms.build_weighted_fed_avg(_model(), learning.optimizers.build_sgdm(0.3))
+  data = _clients([1, 1, 2, 3, 5, 8, 13, 40, 1, 2] * 7)  # 70 clients: bucketed
+  with fedjit.backend("vectorized", client_map="map", stream_chunk_mb=None) as backend:
+    backend.reset()
+    state = trainer.next(trainer.initialize(), data).state
+    trainer.next(state, data)
+    assert backend.compilations(trainer.next) == 1
+    assert len(backend.shape_policy.layouts_remembered()) == 1
+  # Another backend object of the same configuration shares them.
+  again = fedjit.VectorizedBackend(client_map="map")
+  assert again.compilations(trainer.next) == 1
+  again.reset()
+  assert backend.compilations(trainer.next) == 0
+  assert backend.shape_policy.layouts_remembered() == {}
+  with fedjit.backend(again):
+    trainer.next(state, data)
+  assert again.compilations(trainer.next) == 1
 
 
 def test_one_huge_client_does_not_change_later_layouts():
-  layouts.clear_layouts()
+  policy = layouts.ShapePolicy()
   element = fedjit.TensorType(np.float32, [None, 3])
   batch = np.zeros((2, 3), np.float32)
   cohort = lambda lengths: [[batch] * n for n in lengths]
   usual = [1, 1, 2, 3, 4, 6, 9, 1, 2, 2] * 10
-  first = layouts.pad_clients(element, cohort(usual))
-  huge = layouts.pad_clients(element, cohort([500] + usual[1:]))
+  first = layouts.pad_clients(element, cohort(usual), policy)
+  huge = layouts.pad_clients(element, cohort([500] + usual[1:]), policy)
   assert max(p.mask.shape[1] for p in huge.parts) >= 500
-  after = layouts.pad_clients(element, cohort(usual[::-1]))
+  after = layouts.pad_clients(element, cohort(usual[::-1]), policy)
   assert [p.mask.shape for p in after.parts] == [p.mask.shape for p in first.parts]
 
 

@@ -30,9 +30,9 @@ def padded(monkeypatch):
   sizes = []
   whole, chunk = conversions.pad_clients, _streaming.pad_chunk
 
-  def cohort_spy(element_type, clients):
+  def cohort_spy(element_type, clients, *args):
     sizes.append(len(clients))
-    return whole(element_type, clients)
+    return whole(element_type, clients, *args)
 
   def chunk_spy(element_type, clients, *args):
     sizes.append(len(clients))
@@ -211,7 +211,6 @@ def test_streamed_rounds_compile_once_per_chunk_shape():
     for _ in range(4):  # different clients of equal size every round
       state = trainer.next(state, _clients([6] * 200, seed=int(rng.integers(1 << 30)))).state
   # Traced (and compiled) twice: the chunk program and the final program.
-  assert trainer.next.__dict__["_stream_traces"][backend._key()] == [0, 1]
   assert backend.compilations(trainer.next) == 2
 
 
@@ -234,5 +233,5 @@ def test_power_law_rounds_compile_a_few_chunk_programs():
     for r in range(6):
       sizes = np.clip(rng.lognormal(1.5, 1.0, 200).astype(int), 1, 60)
       state = trainer.next(state, _clients(sizes, seed=r)).state
-  traces = trainer.next.__dict__["_stream_traces"][backend._key()]
-  assert traces.count(1) == 1 and traces.count(0) <= 6
+  # One final program and at most six chunk programs.
+  assert 2 <= backend.compilations(trainer.next) <= 1 + 6

@@ -375,7 +375,11 @@ class _Prefetcher:
     import fedjit
     self.process, self.client_data, self.ids = process, client_data, ids
     self.k, self.seed = clients_per_round, seed
-    self.enabled = isinstance(fedjit.get_backend(), fedjit.VectorizedBackend)
+    backend = fedjit.get_backend()
+    self.enabled = isinstance(backend, fedjit.VectorizedBackend)
+    # Cohorts are padded ahead in another thread with the layouts of the
+    # backend that will run them (its shape policy).
+    self.shape_policy = backend.shape_policy if self.enabled else None
     self.pending: dict[int, concurrent.futures.Future] = {}
     self.pool = None
     self.population = None
@@ -400,7 +404,8 @@ class _Prefetcher:
     from fedjit.core.backends.vectorized.conversions import to_vectorized
     lease = BufferLease()
     with lease:
-      return to_vectorized(self.data_type, self._datasets(r), "client data"), lease
+      return to_vectorized(self.data_type, self._datasets(r), "client data",
+                           policy=self.shape_policy), lease
 
   def take(self, r: int, ahead: int | None):
     if not self.enabled:

@@ -10,9 +10,21 @@ Sequences are padded, with masks. A call goes `VectorizedBackend.run` ->
 `conversions.to_vectorized` -> the jitted program, which interprets the fused
 graph with `intrinsics.VectorizedOps` (client loops in `loops.py`), or, for
 large cohorts passed as lists, `streaming.run_streamed`.
+
+The backend owns what it compiles and remembers (`_BackendState`): the
+jitted programs of each computation, their run-time check messages, the
+streaming plans and programs, and the `ShapePolicy` of sticky bucket
+layouts. Backends of equal configuration (`client_map`, `chunk_size`,
+devices) share one state, since `with fedjit.backend("vectorized", ...)`
+makes a new backend object each time and rounds must reuse their compiled
+programs; `compilations(comp)` counts what it compiled and `reset()` forgets
+it all. Nothing is written into the computations, and state is keyed by them
+weakly, so computations are still collected.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -27,11 +39,56 @@ from fedjit.core.backends.vectorized import streaming
 from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
 from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, leading, unwrap, wrap,
                                                         raise_failed_checks)
+from fedjit.core.backends.vectorized.layouts import ShapePolicy
 from fedjit.core.compiler import fuse_map_reduce
 
 __all__ = ["VectorizedBackend", "to_jax"]
 
 CLIENT_MAPS = ("auto", "map", "vmap")
+
+
+class CompiledEntry:
+  """What one backend configuration compiled and remembered for one computation."""
+
+  __slots__ = ("fused_graph", "program", "traces", "check_messages", "stream_plan",
+               "stream_program", "stream_traces", "stream_chunk_sizes", "stream_leaf_sizes")
+
+  def __init__(self):
+    self.fused_graph = None     # the graph with client maps fused into aggregations
+    self.program = None         # the jitted one-program round
+    self.traces = 0             # how many times `program` was traced (compiled)
+    self.check_messages: list = []  # messages of the program's run-time checks
+    self.stream_plan = ...      # streaming.stream_plan's answer (... : not asked yet)
+    self.stream_program = None  # streaming's (jitted chunk/final program, zeros, messages)
+    self.stream_traces: list = []  # the stage of each trace of `stream_program`
+    self.stream_chunk_sizes: dict = {}  # clients per chunk, per cohort size
+    self.stream_leaf_sizes: dict = {}   # largest padded leaf shapes, per element type
+
+  def fused(self, comp: FederatedComputation):
+    """`comp`'s graph with client maps fused into their aggregations (made once)."""
+    if self.fused_graph is None:
+      self.fused_graph = fuse_map_reduce(comp.graph)
+    return self.fused_graph
+
+
+class _BackendState:
+  """The compile cache and shape policy of one backend configuration."""
+
+  def __init__(self):
+    self.entries: "weakref.WeakKeyDictionary[Computation, CompiledEntry]" = (
+        weakref.WeakKeyDictionary())
+    self.shape_policy = ShapePolicy()
+
+  def entry(self, comp: Computation) -> CompiledEntry:
+    entry = self.entries.get(comp)
+    if entry is None:
+      entry = self.entries[comp] = CompiledEntry()
+    return entry
+
+
+# One state per configuration (`VectorizedBackend._key()`), shared by the
+# backend objects of that configuration (see the module docstring).
+_STATES: "dict[tuple, _BackendState]" = {}
 
 
 class VectorizedBackend(Backend):
@@ -99,6 +156,38 @@ class VectorizedBackend(Backend):
     return ("vectorized", self.client_map, self.chunk_size,
             tuple(d.id for d in devices) if devices else None)
 
+  def _state(self) -> _BackendState:
+    key = self._key()
+    state = _STATES.get(key)
+    if state is None:
+      state = _STATES.setdefault(key, _BackendState())
+    return state
+
+  @property
+  def shape_policy(self) -> ShapePolicy:
+    """The sticky bucket layouts with which this configuration pads cohorts
+    passed as lists (see `layouts.pad_clients`); `reset()` forgets them."""
+    return self._state().shape_policy
+
+  def reset(self) -> None:
+    """Forgets what this backend's configuration has compiled and remembered:
+    the compiled programs (the next call compiles again), streaming plans and
+    chunk sizes, and the sticky bucket layouts of past cohorts. Other
+    configurations keep theirs.
+
+    Example:
+      >>> backend = fedjit.get_backend()
+      >>> state = trainer.next(state, data).state
+      >>> backend.compilations(trainer.next)
+      1
+      >>> backend.reset()
+      >>> backend.compilations(trainer.next)
+      0
+    """
+    state = self._state()
+    state.entries.clear()
+    state.shape_policy.clear()
+
   def trace(self, comp: Computation, reps: list):
     """Runs `comp` on vectorized representations (inside or outside jit).
 
@@ -117,58 +206,63 @@ class VectorizedBackend(Backend):
       if isinstance(comp, FederatedComputation):
         n = num_clients_of(types, reps, leading)
         ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
-        graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
+        graph = self._state().entry(comp).fused(comp)
         out = evaluate(graph, [wrap(t, r) for t, r in zip(types, reps)], ops)
         return unwrap(ops, comp.type_signature.result, out), ops.checks
       return comp.fn(*reps), []
 
-  def compiled(self, comp: Computation):
+  def compiled(self, comp: Computation, entry: "CompiledEntry | None" = None):
     """The jitted program of `comp`: `program(*reps) -> (result, checks)`,
     where `checks` are the arrays of its run-time checks (see `run`)."""
-    cache = comp.__dict__.setdefault("_compiled", {})
-    key = self._key()
-    if key not in cache:
-      traces = comp.__dict__.setdefault("_traces", {})
-      messages = comp.__dict__.setdefault("_check_messages", {})
+    if entry is None:
+      entry = self._state().entry(comp)
+    if entry.program is None:
+      # The program refers to `comp` weakly, so that the cache (keyed weakly
+      # by `comp`) does not keep it alive.
+      comp_ref = weakref.ref(comp)
 
       def program(*reps):  # traced once per compilation
-        traces[key] = traces.get(key, 0) + 1
-        out, checks = self.trace_checked(comp, list(reps))
-        messages[key] = [m for m, _ in checks]
+        entry.traces += 1
+        out, checks = self.trace_checked(comp_ref(), list(reps))
+        entry.check_messages = [m for m, _ in checks]
         return out, [a for _, a in checks]
-      cache[key] = jax.jit(program)
-    return cache[key]
+      entry.program = jax.jit(program)
+    return entry.program
 
   def check_messages(self, comp: Computation) -> list:
-    return comp.__dict__.get("_check_messages", {}).get(self._key(), [])
+    """The messages of the run-time checks of `comp`'s compiled program."""
+    entry = self._state().entries.get(comp)
+    return entry.check_messages if entry is not None else []
 
   def compilations(self, comp: Computation) -> int:
     """How many programs this backend's settings have compiled for `comp`:
     one per input shape of the one-program round, plus the chunk and final
-    programs of streamed rounds (see `stream_chunk_mb`).
+    programs of streamed rounds (see `stream_chunk_mb`), since the last
+    `reset()`.
 
     Example:
       >>> fedjit.get_backend().compilations(trainer.next)  # after 100 rounds
       1
     """
-    key = self._key()
-    streamed = comp.__dict__.get("_stream_traces", {}).get(key, [])
-    return comp.__dict__.get("_traces", {}).get(key, 0) + len(streamed)
+    entry = self._state().entries.get(comp)
+    return 0 if entry is None else entry.traces + len(entry.stream_traces)
 
   def run(self, comp, args):
     types = param_types(comp)
+    state = self._state()
+    entry = state.entry(comp)
     if self.stream_chunk_mb is not None and isinstance(comp, FederatedComputation):
-      plan = streaming.stream_plan(comp, types)
+      plan = streaming.stream_plan(entry, comp, types)
       if plan is not None:
-        out = streaming.run_streamed(self, comp, args, types, plan,
+        out = streaming.run_streamed(self, state, comp, args, types, plan,
                                       self.stream_chunk_mb * 2 ** 20)
         if out is not None:
           return out[0]
     with _buffers.buffer_lease():
-      reps = [to_vectorized(t, a, argument_what(comp, i))
+      reps = [to_vectorized(t, a, argument_what(comp, i), policy=state.shape_policy)
               for i, (t, a) in enumerate(zip(types, args))]
-      out, checks = self.compiled(comp)(*reps)
-      raise_failed_checks(self.check_messages(comp), checks)
+      out, checks = self.compiled(comp, entry)(*reps)
+      raise_failed_checks(entry.check_messages, checks)
       # Results are copied to NumPy here, so the program has finished with
       # its inputs when the lease returns their buffers.
       return from_vectorized(comp.type_signature.result, out)

@@ -19,7 +19,7 @@ from fedjit.core._types import (FederatedType, SequenceType, StructType, Type, b
 from fedjit.core._values import normalize, placed_members, to_numpy
 from fedjit.core.backends.vectorized.cohorts import (BucketedSequence, GatheredSequence,
                                                      check_prepared)
-from fedjit.core.backends.vectorized.layouts import pad_clients
+from fedjit.core.backends.vectorized.layouts import ShapePolicy, pad_clients
 
 __all__ = ["from_vectorized", "to_vectorized"]
 
@@ -63,10 +63,14 @@ def _vec_member(t: Type, normalized: Any, xp=np) -> Any:
   return normalized
 
 
-def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
+def to_vectorized(t: Type, value: Any, what: str = "", xp=np,
+                  policy: "ShapePolicy | None" = None) -> Any:
   """Python value -> vectorized representation (a pytree of arrays).
 
   `{T}@CLIENTS` values get a leading client axis; sequences are padded.
+  Cohorts of client datasets are padded with `policy`'s remembered layouts
+  (`layouts.pad_clients`; the backend's `shape_policy`), or on their own
+  with None.
   """
   if isinstance(t, FederatedType):
     if isinstance(value, (PaddedSequence, BucketedSequence, GatheredSequence)):
@@ -77,13 +81,14 @@ def to_vectorized(t: Type, value: Any, what: str = "", xp=np) -> Any:
       return _vec_member(t.member, members, xp)
     if isinstance(t.member, SequenceType):
       if xp is np:
-        return pad_clients(t.member.element, members)
+        return pad_clients(t.member.element, members, policy)
       return pad_sequences(t.member.element, members, xp)
     _check_same_shapes(t, members, what)
     return _stack(members, xp)
   if isinstance(t, StructType) and has_federated(t):
     fields = struct_fields(t, value)
-    return build_container(t, [to_vectorized(ft, v, what, xp) for ft, v in zip(t.types(), fields)])
+    return build_container(t, [to_vectorized(ft, v, what, xp, policy)
+                               for ft, v in zip(t.types(), fields)])
   return _vec_member(t, normalize(t, value, xp, what), xp)
 
 

@@ -1,6 +1,7 @@
 """The shape policy for cohorts passed as lists: `pad_clients`, with its sticky bucket layouts.
 
-Layouts of large cohorts are remembered per (element type, cohort size), so
+Layouts of large cohorts are remembered per (element type, cohort size) in a
+`ShapePolicy`, which the vectorized backend owns (one per configuration), so
 that rounds with different random cohorts reuse one compiled program.
 """
 
@@ -17,7 +18,7 @@ from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import Type
 from fedjit.core.backends.vectorized.cohorts import BucketedSequence
 
-__all__ = ["MIN_BUCKETED_COHORT", "clear_layouts", "pad_clients"]
+__all__ = ["MIN_BUCKETED_COHORT", "ShapePolicy", "pad_clients"]
 
 
 MIN_BUCKETED_COHORT = 64
@@ -94,14 +95,36 @@ class _LayoutMemory:
     self.leaf_sizes: list[tuple] | None = None
 
 
-_layouts: "collections.OrderedDict[tuple, _LayoutMemory]" = collections.OrderedDict()
-_layouts_lock = threading.Lock()
+class ShapePolicy:
+  """The memory of past cohorts' bucket layouts, which `pad_clients` reuses.
 
+  For the 32 most recent (element type, cohort size) pairs, the last few
+  layouts used and the padded shapes of the element leaves (see
+  `pad_clients`). The vectorized backend owns one per configuration
+  (`VectorizedBackend.shape_policy`); `clear()`, or the backend's `reset()`,
+  forgets them. Thread-safe: cohorts may be padded ahead in another thread.
 
-def clear_layouts() -> None:
-  """Forgets the remembered bucket layouts (see `pad_clients`)."""
-  with _layouts_lock:
-    _layouts.clear()
+  Example:
+    >>> policy = ShapePolicy()
+    >>> first = pad_clients(element_type, cohort, policy)  # 100 clients
+    >>> later = pad_clients(element_type, other_cohort, policy)  # first's layout, if it fits
+    >>> len(policy.layouts_remembered())  # one (element type, cohort size) pair
+    1
+  """
+
+  def __init__(self):
+    self._memories: "collections.OrderedDict[tuple, _LayoutMemory]" = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def clear(self) -> None:
+    """Forgets the remembered bucket layouts."""
+    with self._lock:
+      self._memories.clear()
+
+  def layouts_remembered(self) -> dict:
+    """The number of layouts remembered per (element type, cohort size)."""
+    with self._lock:
+      return {key: len(m.layouts) for key, m in self._memories.items()}
 
 
 def _own_layout(lengths: list[int]) -> _Layout:
@@ -149,15 +172,17 @@ def _grown_layout(old: _Layout, lengths: list[int], own: _Layout) -> _Layout:
   return _Layout([n for n, _ in kept], [c for _, c in kept])
 
 
-def _choose_layout(key, lengths: list[int], own: _Layout) -> "tuple[_Layout, _LayoutMemory]":
-  """The layout for this cohort, remembered for the next (see pad_clients)."""
-  with _layouts_lock:
-    memory = _layouts.get(key)
+def _choose_layout(policy: ShapePolicy, key, lengths: list[int],
+                   own: _Layout) -> "tuple[_Layout, _LayoutMemory]":
+  """The layout for this cohort, remembered in `policy` for the next (see pad_clients)."""
+  memories = policy._memories  # pylint: disable=protected-access
+  with policy._lock:  # pylint: disable=protected-access
+    memory = memories.get(key)
     if memory is None:
-      memory = _layouts[key] = _LayoutMemory()
-    _layouts.move_to_end(key)
-    while len(_layouts) > _LAYOUT_KEYS:
-      _layouts.popitem(last=False)
+      memory = memories[key] = _LayoutMemory()
+    memories.move_to_end(key)
+    while len(memories) > _LAYOUT_KEYS:
+      memories.popitem(last=False)
     memory.own_costs = (memory.own_costs + [own.cost])[-_LAYOUT_HISTORY:]
     usual = _LAYOUT_WASTE * float(np.median(memory.own_costs))
     limit = max(own.cost, usual)
@@ -182,8 +207,11 @@ def _choose_layout(key, lengths: list[int], own: _Layout) -> "tuple[_Layout, _La
     return chosen, memory
 
 
-def pad_clients(element_type: Type, clients: list[list]):
+def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | None" = None):
   """Pads a cohort's datasets for the vectorized backend.
+
+  `policy` remembers the layouts of past cohorts (below); None pads the
+  cohort on its own, remembering nothing.
 
   * Clients of equal length: one PaddedSequence, exactly that long.
   * Otherwise lengths are rounded up to powers of two (few distinct shapes,
@@ -227,8 +255,11 @@ def pad_clients(element_type: Type, clients: list[list]):
   leaf_types = leaf_types_of(element_type)
   flat = flatten_elements(element_type, clients)
   sizes = max_leaf_sizes(leaf_types, flat)
-  layout, memory = _choose_layout((element_type, len(clients)), lengths, _own_layout(lengths))
-  with _layouts_lock:
+  if policy is None:
+    policy = ShapePolicy()
+  layout, memory = _choose_layout(policy, (element_type, len(clients)), lengths,
+                                  _own_layout(lengths))
+  with policy._lock:  # pylint: disable=protected-access
     if memory.leaf_sizes is not None:
       sizes = grown_sizes(sizes, memory.leaf_sizes)
     memory.leaf_sizes = sizes

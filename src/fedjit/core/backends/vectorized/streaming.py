@@ -35,7 +35,6 @@ from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vect
 from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, unwrap, wrap,
                                                         raise_failed_checks)
 from fedjit.core.backends.vectorized.loops import tree_add
-from fedjit.core.compiler import fuse_map_reduce
 from fedjit.core.compiler import stream_plan as _graph_stream_plan
 from fedjit.core.compiler import streamed_parameter
 
@@ -55,18 +54,18 @@ class _StageDone(Exception):
     self.totals = totals
 
 
-def stream_plan(comp: FederatedComputation, types: list):
+def stream_plan(entry, comp: FederatedComputation, types: list):
   """(parameter index, fused node indices) when `comp` can be streamed (see
-  `compiler.stream_plan`), remembered per computation. None otherwise.
+  `compiler.stream_plan`), remembered in the backend's `entry` for `comp`
+  (a `backend.CompiledEntry`). None otherwise.
   """
-  if "_stream_plan" in comp.__dict__:
-    return comp.__dict__["_stream_plan"]
+  if entry.stream_plan is not ...:
+    return entry.stream_plan
   plan = None
   index = streamed_parameter(types)
   if index is not None:
-    graph = comp.__dict__.setdefault("_fused_graph", fuse_map_reduce(comp.graph))
-    plan = _graph_stream_plan(graph, index)
-  comp.__dict__["_stream_plan"] = plan
+    plan = _graph_stream_plan(entry.fused(comp), index)
+  entry.stream_plan = plan
   return plan
 
 
@@ -74,14 +73,14 @@ def _client_bytes(member) -> int:
   return sum(int(getattr(l, "nbytes", 0)) for l in jax.tree_util.tree_leaves(member))
 
 
-def _program(backend, comp: FederatedComputation, plan):
-  """The jitted chunk/final program of `comp` (one per backend setting)."""
-  cache = comp.__dict__.setdefault("_stream_programs", {})
-  key = backend._key()
-  if key in cache:
-    return cache[key]
-  graph = comp.__dict__["_fused_graph"]
+def _program(backend, entry, comp: FederatedComputation, plan):
+  """The jitted chunk/final program of `comp`, kept in the backend's `entry`
+  for it (so one per backend configuration)."""
+  if entry.stream_program is not None:
+    return entry.stream_program
+  graph = entry.fused(comp)
   types = param_types(comp)
+  result_type = comp.type_signature.result  # not `comp`: the entry must not keep it alive
   stage_of = {id(graph.nodes[j]): k for k, j in enumerate(plan[1])}
 
   class StreamOps(VectorizedOps):
@@ -108,9 +107,9 @@ def _program(backend, comp: FederatedComputation, plan):
         return done.totals
       # The final program also returns its run-time checks (see VectorizedOps.checks).
       messages[:] = [m for m, _ in ops.checks]
-      return unwrap(ops, comp.type_signature.result, out), [a for _, a in ops.checks]
+      return unwrap(ops, result_type, out), [a for _, a in ops.checks]
 
-  traces = comp.__dict__.setdefault("_stream_traces", {}).setdefault(key, [])
+  traces = entry.stream_traces
   messages: list = []  # of the final program's run-time checks
 
   def traced(*args, **kwargs):  # runs once per compilation
@@ -129,8 +128,8 @@ def _program(backend, comp: FederatedComputation, plan):
           run, stage=stage, num_clients=num_clients, final=False), reps, keep, prev, None)
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), zeros_cache[shapes])
 
-  cache[key] = (jitted, zeros, messages)
-  return cache[key]
+  entry.stream_program = (jitted, zeros, messages)
+  return entry.stream_program
 
 
 def pad_chunk(element, members: list, equal: bool, seen: dict) -> PaddedSequence:
@@ -156,11 +155,13 @@ def _lengths(value: list) -> "list[int] | None":
     return None
 
 
-def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, plan,
+def run_streamed(backend, state, comp: FederatedComputation, args: tuple, types: list, plan,
                  chunk_bytes: float):
   """Runs `comp` streaming its client data in chunks: `(result,)`, or None
   if the cohort is small enough to pad at once (the caller then runs the
-  one-program round).
+  one-program round). `state` is the backend's compile cache and shape
+  policy (`backend._BackendState`), where the chunk programs, chunk sizes
+  and padded leaf shapes are remembered.
 
   Clients are taken shortest first, so each chunk holds clients of similar
   length and is padded to one length with little waste: the longest in the
@@ -203,7 +204,8 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
   size = max(MIN_CHUNK, min(n // MIN_CHUNKS, int(chunk_bytes // padded_client)))
   # The chunk size of an earlier round of as many clients is kept while the
   # estimate is within 2x of it, so that rounds reuse compiled programs.
-  sizes_used = comp.__dict__.setdefault("_stream_chunk_sizes", {})
+  entry = state.entry(comp)
+  sizes_used = entry.stream_chunk_sizes
   if n in sizes_used and sizes_used[n] / 2 <= size <= sizes_used[n] * 2:
     size = sizes_used[n]
   if size >= n:
@@ -214,8 +216,8 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
   fill = chunks * size - n  # filler clients, in the first chunk
 
   element = t.member.element
-  seen = comp.__dict__.setdefault("_stream_leaf_sizes", {})
-  program, zeros, messages = _program(backend, comp, plan)
+  seen = entry.stream_leaf_sizes
+  program, zeros, messages = _program(backend, entry, comp, plan)
   pending: list = []  # (lease, output) of chunks whose buffers are in use
 
   def settle(keep_last: int) -> None:
@@ -225,7 +227,8 @@ def run_streamed(backend, comp: FederatedComputation, args: tuple, types: list, 
       lease.release()
 
   with _buffers.buffer_lease():
-    reps = [None if i == index else to_vectorized(ti, a, argument_what(comp, i))
+    reps = [None if i == index else to_vectorized(ti, a, argument_what(comp, i),
+                                                  policy=state.shape_policy)
             for i, (ti, a) in enumerate(zip(types, args))]
     try:
       prev = []
