@@ -32,6 +32,20 @@ def any_backend(request):
     yield request.param
 
 
+def use_third_backend():
+  """Imports tests/core/test_third_backend.py, which registers the "logging"
+  backend (written only against the public Backend protocol); returns it."""
+  import importlib.util
+  name = "test_third_backend"
+  if name not in sys.modules:
+    path = ROOT / "tests" / "core" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+  return sys.modules[name]
+
+
 def softmax3_model():
   """Softmax regression on 3 features, 2 classes, zero initial weights."""
   import jax.numpy as jnp

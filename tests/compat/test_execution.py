@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 import fedjit
+from conftest import use_third_backend
 
 CLIENTS = fedjit.CLIENTS
 SERVER = fedjit.SERVER
@@ -44,9 +45,20 @@ _CLIENTS_INT = fedjit.FederatedType(np.int32, CLIENTS)
 _CLIENTS_INT_LIST = fedjit.FederatedType([np.int32, np.int32], CLIENTS)
 
 
+use_third_backend()  # registers "logging", a backend written only against the protocol
+
+
+@pytest.fixture(params=["reference", "vectorized", "logging"])
+def backend(request):
+  """Both backends of conftest.py, and the third backend of
+  tests/core/test_third_backend.py."""
+  with fedjit.backend(request.param):
+    yield request.param
+
+
 @pytest.fixture(autouse=True)
 def _on_each_backend(backend):
-  """Every test here runs on both backends (the `backend` fixture of conftest.py)."""
+  """Every test here runs on each backend of the `backend` fixture above."""
   yield backend
 
 

@@ -1,8 +1,9 @@
 """Every intrinsic, on every backend, against independent NumPy calculations.
 
 Each test runs under the reference backend, the vectorized backend with its
-default client map, with `client_map="vmap"`, and with `client_map="map",
-chunk_size=2`. The clients hold unequal data: different numbers of batches,
+default client map, with `client_map="vmap"`, with `client_map="map",
+chunk_size=2`, and the "logging" backend of tests/core/test_third_backend.py
+(written only against the public Backend protocol). The clients hold unequal data: different numbers of batches,
 a smaller last batch, and one client without any batch. Expected values are
 computed here with NumPy (in float64 where it matters), never copied from
 fedjit's output.
@@ -17,6 +18,9 @@ import numpy as np
 import pytest
 
 import fedjit
+from conftest import use_third_backend
+
+use_third_backend()  # registers "logging", a backend written only against the protocol
 
 CLIENTS = fedjit.CLIENTS
 SERVER = fedjit.SERVER
@@ -26,8 +30,9 @@ BACKENDS = {
     "vectorized": ("vectorized", {}),
     "vectorized-vmap": ("vectorized", {"client_map": "vmap"}),
     "vectorized-map-chunk2": ("vectorized", {"client_map": "map", "chunk_size": 2}),
+    "logging": ("logging", {}),  # tests/core/test_third_backend.py
 }
-VECTORIZED = [k for k in BACKENDS if k != "reference"]
+VECTORIZED = [k for k in BACKENDS if k.startswith("vectorized")]
 
 NUM_CLIENTS = 5
 DIM = 3

@@ -1,11 +1,15 @@
 """The Federated Core: types, computations, intrinsics, backends, serialization."""
 
-from fedjit.core._context import Backend, backend, get_backend
+from fedjit.core._context import Backend, backend, get_backend, register_backend
 from fedjit.core.backends import ReferenceBackend, VectorizedBackend, to_jax
+# The seam for writing a backend (see `Backend` and README "Backends").
+from fedjit.core.backends.interpreter import Ops, evaluate
+from fedjit.core.backends.reference import from_reference, to_reference
 from fedjit.core._computations import (Computation, ComputationReturnedNoneError,
                                        FederatedComputation, JaxComputation,
-                                       PolymorphicFederatedComputation,
-                                       federated_computation, jax_computation)
+                                       PolymorphicFederatedComputation, executing,
+                                       federated_computation, jax_computation,
+                                       param_types)
 from fedjit.core._errors import (ClientComputationError, FederatedOperationError,
                                  FederatedTypeError, FederatedValueError,
                                  InvalidTypeError, PlacementError,
@@ -34,12 +38,13 @@ from fedjit.core._ir import to_value
 from fedjit.core._serialization import deserialize, serialize
 from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
                                 PlacementType, SequenceType, StructType,
-                                StructWithPythonType, TensorType, Type, infer_type,
-                                to_type)
+                                StructWithPythonType, TensorType, Type, build_container,
+                                infer_type, struct_fields, to_type)
 
 __all__ = [
     "Backend", "ReferenceBackend", "VectorizedBackend", "backend", "get_backend",
-    "to_jax", "Computation", "FederatedComputation", "JaxComputation",
+    "to_jax", "register_backend", "Ops", "evaluate", "executing",
+    "param_types", "to_reference", "from_reference", "Computation", "FederatedComputation", "JaxComputation",
     "PolymorphicFederatedComputation",
     "federated_computation", "jax_computation", "ClientComputationError",
     "FederatedOperationError", "FederatedTypeError", "PlacementError",
@@ -59,5 +64,5 @@ __all__ = [
     "Sequence", "deserialize", "serialize", "structure", "to_value",
     "AbstractType", "FederatedType", "FunctionType", "PlacementType", "SequenceType",
     "StructType", "StructWithPythonType", "TensorType",
-    "Type", "infer_type", "to_type",
+    "Type", "infer_type", "to_type", "build_container", "struct_fields",
 ]

@@ -55,7 +55,17 @@ _EXECUTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 class executing:
-  """Context manager marking that a backend is running user code."""
+  """Context manager marking that a backend is running user code.
+
+  Public as `fedjit.executing`. A backend's `run` evaluates a graph (or calls
+  a `jax_computation`'s function) inside it, so that jax computations called
+  from the running code run their Python function instead of going back to
+  the backend.
+
+  Example:
+    >>> with fedjit.executing():
+    ...   out = fedjit.evaluate(comp.graph, params, ops)
+  """
 
   def __enter__(self):
     self._token = _EXECUTING.set(True)
@@ -819,7 +829,17 @@ def _trace(fn: Callable, types: tuple) -> FederatedComputation:
 
 
 def param_types(comp: Computation) -> list[Type]:
-  """The types of the parameters of `comp`, one per Python argument."""
+  """The types of the parameters of `comp`, one per Python argument.
+
+  A backend's `run(comp, args)` gets one argument per type, in order.
+
+  Example:
+    >>> @fedjit.federated_computation(fedjit.FederatedType(np.float32, fedjit.CLIENTS), np.int32)
+    ... def f(x, n):
+    ...   return fedjit.federated_sum(x)
+    >>> [str(t) for t in fedjit.param_types(f)]
+    ['{float32}@CLIENTS', 'int32']
+  """
   if isinstance(comp, FederatedComputation):
     return [comp.graph.nodes[i].type for i in comp.graph.params]
   p = comp.type_signature.parameter

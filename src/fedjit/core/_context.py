@@ -5,21 +5,30 @@ the arguments against the computation's parameters (`_computations.py`) and
 ends in `get_backend().run(comp, args)`. What a backend must implement:
 
 * `name` (a short string) and `run(comp, args)`: `args` are Python values,
-  one per parameter of `comp` (`_computations.param_types(comp)`); `run`
-  returns the result as Python values (NumPy arrays, `{T}@CLIENTS` results as
-  lists, one member per client). Check arguments with `_values.normalize`
-  (one value against its type) so that errors read alike on every backend.
+  one per parameter of `comp` (`fedjit.param_types(comp)`); `run` returns the
+  result as Python values (NumPy arrays, `{T}@CLIENTS` results as lists, one
+  member per client). Check and convert arguments so that errors read alike
+  on every backend: `fedjit.to_reference(t, value, what)` does it for a
+  backend that holds a `{T}@CLIENTS` value as a Python list of members, and
+  `fedjit.from_reference(t, rep)` converts the result back.
 * For a `FederatedComputation`: interpret `comp.graph` with
-  `backends.interpreter.evaluate(graph, params, ops)`, where `ops` implements
-  every intrinsic of the `backends.interpreter.Ops` protocol over the
-  backend's own representation of placed values, inside
-  `_computations.executing()` (so that jax computations called by the graph
-  run their Python function). Backends may first rewrite the graph with the
-  pure passes of `core/compiler/` (e.g. fusing a client map with its
-  aggregation); the rewritten nodes are intrinsics too.
+  `fedjit.evaluate(graph, params, ops)` (`backends/interpreter.py`), where
+  `ops` (a `fedjit.Ops`) implements every intrinsic over the backend's own
+  representation of placed values, inside `with fedjit.executing():` (so that
+  jax computations called by the graph run their Python function).
+  `fedjit.struct_fields` and `fedjit.build_container` split and build the
+  Python values of structure types. Backends may first rewrite the graph
+  with the pure passes of `core/compiler/` (e.g. fusing a client map with
+  its aggregation); the rewritten nodes are intrinsics too.
 * For a `JaxComputation`: call `comp.fn` on the converted arguments.
-* `register_backend(name, factory)` makes `with fedjit.backend(name, **options)`
-  build `factory(**options)`.
+* `fedjit.register_backend(name, factory)` makes
+  `with fedjit.backend(name, **options)` build `factory(**options)`.
+
+A remote backend (CLIENTS values on devices, `federated_map` shipping
+`fedjit.serialize`d client programs) is one more `Ops` and `run`, without
+touching the interpreter or the other backends: tests/core/test_third_backend.py
+is such a third backend ("logging"), written only with these public names,
+and it passes the intrinsic tests.
 
 This module depends on nothing else in fedjit: computations call into it,
 and the backends (`core/backends/`) implement it.
@@ -69,6 +78,17 @@ def register_backend(name: str, factory: Callable[..., Backend],
     factory: builds the backend from the options given to `backend(...)`.
     default: if given, the backend `get_backend()` returns outside any
       `with fedjit.backend(...)` block.
+
+  Example:
+    >>> class LoggingBackend(fedjit.Backend):
+    ...   name = "logging"
+    ...   def run(self, comp, args): ...   # see the module docstring
+    >>> fedjit.register_backend("logging", lambda **options: LoggingBackend())
+    >>> with fedjit.backend("logging") as b:
+    ...   print(b.name)
+    logging
+
+  tests/core/test_third_backend.py registers a complete third backend.
   """
   global _DEFAULT
   _FACTORIES[name] = factory

@@ -211,6 +211,12 @@ def struct_fields(t: StructType, value: Any) -> list[Any]:
   """Splits a Python value of struct type `t` into its field values.
 
   Raises a TypeError saying what was expected when the value does not fit.
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> fedjit.struct_fields(fedjit.to_type([('a', np.int32), ('b', np.int32)]),
+    ...                      {'a': 1, 'b': 2})
+    [1, 2]
   """
   names = t.names()
   if isinstance(value, Struct):

@@ -11,15 +11,40 @@ from typing import Any
 
 from fedjit.core._ir import Graph, Node
 from fedjit.core._types import StructType, build_container, struct_fields
+from fedjit.core.backends.common import constant_value
 
 __all__ = ["Ops", "evaluate", "select_field"]
 
 
 class Ops:
-  """What a backend implements. Each intrinsic gets its node and arguments."""
+  """What a backend implements. Each intrinsic gets its node and arguments.
+
+  Public as `fedjit.Ops`. Subclass it and implement, over your own
+  representation of placed values, `call` (a `jax_computation` node: run
+  `node.attrs["fn"].invoke(arg)`), `select` (field `node.attrs["index"]` of a
+  structure; `fedjit.struct_fields(t, value)[index]` for one unplaced value)
+  and every `federated_*` method. `node.type` is the result's type (a `FederatedType`
+  for intrinsics); functional arguments are in `node.attrs` (`fn`; for
+  `federated_aggregate` also `accumulate`, `merge`, `report`). `constant`
+  (arrays from `node.attrs["value"]`) and `struct` (a Python container of
+  `node.type`) have defaults. `fused_map_reduce` only appears in graphs that
+  a backend rewrote itself with `core/compiler/`.
+
+  Example:
+    >>> class SumOnlyOps(fedjit.Ops):   # CLIENTS values as lists of members
+    ...   def federated_sum(self, node, v):
+    ...     return sum(np.asarray(m) for m in v)
+    >>> comp = fedjit.federated_computation(
+    ...     fedjit.FederatedType(np.float32, fedjit.CLIENTS))(fedjit.federated_sum)
+    >>> float(fedjit.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))
+    3.0
+
+  tests/core/test_third_backend.py is a complete backend written this way.
+  """
 
   def constant(self, node: Node) -> Any:
-    raise NotImplementedError
+    """The constant's arrays (jax arrays) in a container of `node.type`."""
+    return constant_value(node)
 
   def call(self, node: Node, arg: Any) -> Any:
     raise NotImplementedError
@@ -86,7 +111,26 @@ def select_field(source_type: StructType, value: Any, index: int) -> Any:
 
 
 def evaluate(graph: Graph, params: list, ops: Ops) -> Any:
-  """Runs `graph` with parameter values `params` using backend `ops`."""
+  """Runs `graph` with parameter values `params` using backend `ops`.
+
+  Public as `fedjit.evaluate`: a backend's `run` calls it on a
+  `FederatedComputation`'s `comp.graph`, with one value per parameter in
+  the backend's own representation, inside `with fedjit.executing():`.
+
+  Args:
+    graph: a federated computation's graph (`comp.graph`).
+    params: the parameters' values, in the representation `ops` uses.
+    ops: the backend's `Ops`.
+
+  Returns:
+    The value of the graph's result node, in `ops`'s representation.
+
+  Example:
+    >>> comp = fedjit.federated_computation(
+    ...     fedjit.FederatedType(np.float32, fedjit.CLIENTS))(fedjit.federated_sum)
+    >>> float(fedjit.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))  # see `Ops`
+    3.0
+  """
   values: list[Any] = [None] * len(graph.nodes)
   last_use = _last_uses(graph)
   for i, node in enumerate(graph.nodes):
