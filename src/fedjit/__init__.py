@@ -40,6 +40,14 @@ else:
 from fedjit import templates
 from fedjit.core import *  # noqa: F401,F403  (the curated core API)
 from fedjit.core import __all__ as _core_all
+from fedjit.core import BACKEND_API as _backend_api
+
+# The seam for writing a backend stays in fedjit.core (fedjit.core.Ops, ...):
+# a user's `fedjit.` namespace holds what programs use.
+for _name in _backend_api:
+  del globals()[_name]
+del _name
+_core_all = [n for n in _core_all if n not in _backend_api]
 
 __version__ = "0.1.0"
 

@@ -1,9 +1,9 @@
 """A third backend written only against the public Backend protocol.
 
 `LoggingBackend` uses nothing but `fedjit`'s public names (`fedjit.Backend`,
-`fedjit.Ops`, `fedjit.evaluate`, `fedjit.register_backend`, `fedjit.executing`,
-`fedjit.param_types`, `fedjit.to_reference`/`from_reference` at its edge,
-`fedjit.struct_fields`/`build_container` for structures). Its intrinsics are
+`fedjit.core.Ops`, `fedjit.core.evaluate`, `fedjit.core.register_backend`, `fedjit.core.executing`,
+`fedjit.core.param_types`, `fedjit.core.to_reference`/`from_reference` at its edge,
+`fedjit.core.struct_fields`/`build_container` for structures). Its intrinsics are
 written here in NumPy: a `{T}@CLIENTS` value is a Python list with one NumPy
 pytree per client. Every intrinsic call is recorded in `backend.log` as
 `(name, result type)`.
@@ -45,7 +45,7 @@ def _leaves(t, value):
   """The tensors of `value` (of type `t`) in the type's order."""
   if isinstance(t, fedjit.TensorType):
     return [value]
-  return [l for ft, v in zip(t.types(), fedjit.struct_fields(t, value))
+  return [l for ft, v in zip(t.types(), fedjit.core.struct_fields(t, value))
           for l in _leaves(ft, v)]
 
 
@@ -61,7 +61,7 @@ def _rebuild(t, leaves):
   def build(t):
     if isinstance(t, fedjit.TensorType):
       return next(it)
-    return fedjit.build_container(t, [build(e) for e in t.types()])
+    return fedjit.core.build_container(t, [build(e) for e in t.types()])
   return build(t)
 
 
@@ -73,7 +73,7 @@ def _logged(method):
   return wrapper
 
 
-class LoggingOps(fedjit.Ops):
+class LoggingOps(fedjit.core.Ops):
   """Every intrinsic in NumPy over lists of client values; each call logged."""
 
   def __init__(self, num_clients, log):
@@ -90,9 +90,9 @@ class LoggingOps(fedjit.Ops):
     i = node.attrs["index"]
     if isinstance(source_type, fedjit.FederatedType):
       if source_type.placement == CLIENTS:
-        return [fedjit.struct_fields(source_type.member, m)[i] for m in value]
-      return fedjit.struct_fields(source_type.member, value)[i]
-    return fedjit.struct_fields(source_type, value)[i]
+        return [fedjit.core.struct_fields(source_type.member, m)[i] for m in value]
+      return fedjit.core.struct_fields(source_type.member, value)[i]
+    return fedjit.core.struct_fields(source_type, value)[i]
 
   @_logged
   def federated_value(self, node, v):
@@ -107,7 +107,7 @@ class LoggingOps(fedjit.Ops):
     if node.type.placement == SERVER:
       return v
     st = node.type.member
-    return [fedjit.build_container(st, list(ms)) for ms in zip(*fedjit.struct_fields(st, v))]
+    return [fedjit.core.build_container(st, list(ms)) for ms in zip(*fedjit.core.struct_fields(st, v))]
 
   @_logged
   def federated_map(self, node, v):
@@ -162,7 +162,7 @@ class LoggingOps(fedjit.Ops):
         raise ValueError(f"fedjit.federated_select: client {i} holds the key "
                          f"{int(k[bad[0]])}, outside [0, max_key] = [0, {top}].")
       elements = [_np(fn.invoke((server, key))) for key in k]
-      out.append(fedjit.to_reference(node.type.member, elements))  # a fedjit.Sequence
+      out.append(fedjit.core.to_reference(node.type.member, elements))  # a fedjit.Sequence
     return out
 
   def _secure(self, node, v, bound):
@@ -231,10 +231,10 @@ class LoggingBackend(fedjit.Backend):
     return "LoggingBackend()"
 
   def run(self, comp, args):
-    types = fedjit.param_types(comp)
-    reps = [_np(fedjit.to_reference(t, a, f"argument {i} of '{comp.name}'"))
+    types = fedjit.core.param_types(comp)
+    reps = [_np(fedjit.core.to_reference(t, a, f"argument {i} of '{comp.name}'"))
             for i, (t, a) in enumerate(zip(types, args))]
-    with fedjit.executing():
+    with fedjit.core.executing():
       if isinstance(comp, fedjit.FederatedComputation):
         sizes = set()
         for t, r in zip(types, reps):
@@ -248,10 +248,10 @@ class LoggingBackend(fedjit.Backend):
         result = comp.type_signature.result
         if n is None and _has_client_lists(result):
           _need_clients(n, f"returning a value of type {result}")
-        out = fedjit.evaluate(comp.graph, reps, LoggingOps(n, self.log))
+        out = fedjit.core.evaluate(comp.graph, reps, LoggingOps(n, self.log))
       else:
         out = comp.fn(*reps)
-    return fedjit.from_reference(comp.type_signature.result, out)
+    return fedjit.core.from_reference(comp.type_signature.result, out)
 
 
 def _client_list(t):
@@ -264,7 +264,7 @@ def _count_clients(t, rep, sizes):
   if _client_list(t):
     sizes.add(len(rep))
   elif isinstance(t, fedjit.StructType):
-    for ft, r in zip(t.types(), fedjit.struct_fields(t, rep)):
+    for ft, r in zip(t.types(), fedjit.core.struct_fields(t, rep)):
       _count_clients(ft, r, sizes)
 
 
@@ -281,8 +281,8 @@ def _replicate(t, rep, n):
       return [rep] * (n if n is not None else 1)
     return rep
   if isinstance(t, fedjit.StructType):
-    return fedjit.build_container(
-        t, [_replicate(ft, r, n) for ft, r in zip(t.types(), fedjit.struct_fields(t, rep))])
+    return fedjit.core.build_container(
+        t, [_replicate(ft, r, n) for ft, r in zip(t.types(), fedjit.core.struct_fields(t, rep))])
   return rep
 
 
@@ -292,7 +292,7 @@ def _create(**options):
   return LoggingBackend()
 
 
-fedjit.register_backend("logging", _create)
+fedjit.core.register_backend("logging", _create)
 
 
 # ------------------------------------------------------------------ tests

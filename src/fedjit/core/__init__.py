@@ -66,3 +66,7 @@ __all__ = [
     "StructType", "StructWithPythonType", "TensorType",
     "Type", "infer_type", "to_type", "build_container", "struct_fields",
 ]
+
+# What a backend author needs beyond the user API (kept out of `fedjit.*`).
+BACKEND_API = ["register_backend", "Ops", "evaluate", "executing", "param_types",
+               "to_reference", "from_reference", "struct_fields", "build_container"]

@@ -57,14 +57,14 @@ _EXECUTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
 class executing:
   """Context manager marking that a backend is running user code.
 
-  Public as `fedjit.executing`. A backend's `run` evaluates a graph (or calls
+  Public as `fedjit.core.executing`. A backend's `run` evaluates a graph (or calls
   a `jax_computation`'s function) inside it, so that jax computations called
   from the running code run their Python function instead of going back to
   the backend.
 
   Example:
-    >>> with fedjit.executing():
-    ...   out = fedjit.evaluate(comp.graph, params, ops)
+    >>> with fedjit.core.executing():
+    ...   out = fedjit.core.evaluate(comp.graph, params, ops)
   """
 
   def __enter__(self):
@@ -837,7 +837,7 @@ def param_types(comp: Computation) -> list[Type]:
     >>> @fedjit.federated_computation(fedjit.FederatedType(np.float32, fedjit.CLIENTS), np.int32)
     ... def f(x, n):
     ...   return fedjit.federated_sum(x)
-    >>> [str(t) for t in fedjit.param_types(f)]
+    >>> [str(t) for t in fedjit.core.param_types(f)]
     ['{float32}@CLIENTS', 'int32']
   """
   if isinstance(comp, FederatedComputation):

@@ -5,23 +5,23 @@ the arguments against the computation's parameters (`_computations.py`) and
 ends in `get_backend().run(comp, args)`. What a backend must implement:
 
 * `name` (a short string) and `run(comp, args)`: `args` are Python values,
-  one per parameter of `comp` (`fedjit.param_types(comp)`); `run` returns the
+  one per parameter of `comp` (`fedjit.core.param_types(comp)`); `run` returns the
   result as Python values (NumPy arrays, `{T}@CLIENTS` results as lists, one
   member per client). Check and convert arguments so that errors read alike
-  on every backend: `fedjit.to_reference(t, value, what)` does it for a
+  on every backend: `fedjit.core.to_reference(t, value, what)` does it for a
   backend that holds a `{T}@CLIENTS` value as a Python list of members, and
-  `fedjit.from_reference(t, rep)` converts the result back.
+  `fedjit.core.from_reference(t, rep)` converts the result back.
 * For a `FederatedComputation`: interpret `comp.graph` with
-  `fedjit.evaluate(graph, params, ops)` (`backends/interpreter.py`), where
-  `ops` (a `fedjit.Ops`) implements every intrinsic over the backend's own
-  representation of placed values, inside `with fedjit.executing():` (so that
+  `fedjit.core.evaluate(graph, params, ops)` (`backends/interpreter.py`), where
+  `ops` (a `fedjit.core.Ops`) implements every intrinsic over the backend's own
+  representation of placed values, inside `with fedjit.core.executing():` (so that
   jax computations called by the graph run their Python function).
-  `fedjit.struct_fields` and `fedjit.build_container` split and build the
+  `fedjit.core.struct_fields` and `fedjit.core.build_container` split and build the
   Python values of structure types. Backends may first rewrite the graph
   with the pure passes of `core/compiler/` (e.g. fusing a client map with
   its aggregation); the rewritten nodes are intrinsics too.
 * For a `JaxComputation`: call `comp.fn` on the converted arguments.
-* `fedjit.register_backend(name, factory)` makes
+* `fedjit.core.register_backend(name, factory)` makes
   `with fedjit.backend(name, **options)` build `factory(**options)`.
 
 A remote backend (CLIENTS values on devices, `federated_map` shipping
@@ -83,7 +83,7 @@ def register_backend(name: str, factory: Callable[..., Backend],
     >>> class LoggingBackend(fedjit.Backend):
     ...   name = "logging"
     ...   def run(self, comp, args): ...   # see the module docstring
-    >>> fedjit.register_backend("logging", lambda **options: LoggingBackend())
+    >>> fedjit.core.register_backend("logging", lambda **options: LoggingBackend())
     >>> with fedjit.backend("logging") as b:
     ...   print(b.name)
     logging

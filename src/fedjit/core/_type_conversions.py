@@ -214,7 +214,7 @@ def struct_fields(t: StructType, value: Any) -> list[Any]:
 
   Example:
     >>> import numpy as np, fedjit
-    >>> fedjit.struct_fields(fedjit.to_type([('a', np.int32), ('b', np.int32)]),
+    >>> fedjit.core.struct_fields(fedjit.to_type([('a', np.int32), ('b', np.int32)]),
     ...                      {'a': 1, 'b': 2})
     [1, 2]
   """

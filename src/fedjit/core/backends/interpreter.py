@@ -19,10 +19,10 @@ __all__ = ["Ops", "evaluate", "select_field"]
 class Ops:
   """What a backend implements. Each intrinsic gets its node and arguments.
 
-  Public as `fedjit.Ops`. Subclass it and implement, over your own
+  Public as `fedjit.core.Ops`. Subclass it and implement, over your own
   representation of placed values, `call` (a `jax_computation` node: run
   `node.attrs["fn"].invoke(arg)`), `select` (field `node.attrs["index"]` of a
-  structure; `fedjit.struct_fields(t, value)[index]` for one unplaced value)
+  structure; `fedjit.core.struct_fields(t, value)[index]` for one unplaced value)
   and every `federated_*` method. `node.type` is the result's type (a `FederatedType`
   for intrinsics); functional arguments are in `node.attrs` (`fn`; for
   `federated_aggregate` also `accumulate`, `merge`, `report`). `constant`
@@ -31,12 +31,12 @@ class Ops:
   a backend rewrote itself with `core/compiler/`.
 
   Example:
-    >>> class SumOnlyOps(fedjit.Ops):   # CLIENTS values as lists of members
+    >>> class SumOnlyOps(fedjit.core.Ops):   # CLIENTS values as lists of members
     ...   def federated_sum(self, node, v):
     ...     return sum(np.asarray(m) for m in v)
     >>> comp = fedjit.federated_computation(
     ...     fedjit.FederatedType(np.float32, fedjit.CLIENTS))(fedjit.federated_sum)
-    >>> float(fedjit.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))
+    >>> float(fedjit.core.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))
     3.0
 
   tests/core/test_third_backend.py is a complete backend written this way.
@@ -113,9 +113,9 @@ def select_field(source_type: StructType, value: Any, index: int) -> Any:
 def evaluate(graph: Graph, params: list, ops: Ops) -> Any:
   """Runs `graph` with parameter values `params` using backend `ops`.
 
-  Public as `fedjit.evaluate`: a backend's `run` calls it on a
+  Public as `fedjit.core.evaluate`: a backend's `run` calls it on a
   `FederatedComputation`'s `comp.graph`, with one value per parameter in
-  the backend's own representation, inside `with fedjit.executing():`.
+  the backend's own representation, inside `with fedjit.core.executing():`.
 
   Args:
     graph: a federated computation's graph (`comp.graph`).
@@ -128,7 +128,7 @@ def evaluate(graph: Graph, params: list, ops: Ops) -> Any:
   Example:
     >>> comp = fedjit.federated_computation(
     ...     fedjit.FederatedType(np.float32, fedjit.CLIENTS))(fedjit.federated_sum)
-    >>> float(fedjit.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))  # see `Ops`
+    >>> float(fedjit.core.evaluate(comp.graph, [[1.0, 2.0]], SumOnlyOps()))  # see `Ops`
     3.0
   """
   values: list[Any] = [None] * len(graph.nodes)

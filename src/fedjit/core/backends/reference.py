@@ -266,7 +266,7 @@ def _ref_member(t: Type, normalized: Any) -> Any:
 def to_reference(t: Type, value: Any, what: str = "") -> Any:
   """Python value -> reference representation (CLIENTS values are lists).
 
-  Public as `fedjit.to_reference`: checks `value` against `t` (errors name
+  Public as `fedjit.core.to_reference`: checks `value` against `t` (errors name
   `what` and the bad client) and returns jax arrays in Python containers, a
   `{T}@CLIENTS` value as a list with one member per client (an all-equal one
   as it was given), a sequence as a `fedjit.Sequence`. A backend that holds
@@ -274,7 +274,7 @@ def to_reference(t: Type, value: Any, what: str = "") -> Any:
 
   Example:
     >>> t = fedjit.FederatedType(np.float32, fedjit.CLIENTS)
-    >>> [float(m) for m in fedjit.to_reference(t, np.array([1.0, 2.0], np.float32))]
+    >>> [float(m) for m in fedjit.core.to_reference(t, np.array([1.0, 2.0], np.float32))]
     [1.0, 2.0]
   """
   if isinstance(t, FederatedType):
@@ -294,12 +294,12 @@ def to_reference(t: Type, value: Any, what: str = "") -> Any:
 def from_reference(t: Type, rep: Any) -> Any:
   """Reference representation -> Python value (NumPy arrays, lists).
 
-  Public as `fedjit.from_reference`: the inverse of `to_reference` for a
+  Public as `fedjit.core.from_reference`: the inverse of `to_reference` for a
   result of type `t`; what `comp(...)` returns.
 
   Example:
     >>> t = fedjit.FederatedType(np.float32, fedjit.CLIENTS)
-    >>> fedjit.from_reference(t, [np.float32(1.0), np.float32(2.0)])
+    >>> fedjit.core.from_reference(t, [np.float32(1.0), np.float32(2.0)])
     [np.float32(1.0), np.float32(2.0)]
   """
   if isinstance(t, FederatedType):
