@@ -20,7 +20,7 @@ from fedjit.core._errors import (FederatedAttributeError, FederatedOperationErro
                                  FederatedTypeError, TypeNotAssignableError)
 from fedjit.core._structure import Struct, to_elements
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType, StructType,
-                                TensorType, Type, infer_type, to_type)
+                                TensorType, Type, infer_type, tensor_types, to_type)
 
 __all__ = ["Node", "Graph", "FederatedValue", "FunctionValue", "FunctionRef",
            "DeferredComputation", "Builder", "current_builder", "to_value"]
@@ -260,13 +260,7 @@ class FunctionRef:
 def _const_leaves(t, x):
   import jax
   return [np.asarray(l, dtype=lt.dtype) for l, lt in zip(
-      jax.tree_util.tree_leaves(x), _leaf_types(t))]
-
-
-def _leaf_types(t):
-  if isinstance(t, TensorType):
-    return [t]
-  return [l for e in t.types() for l in _leaf_types(e)]
+      jax.tree_util.tree_leaves(x), tensor_types(t))]
 
 
 def _is_record(x) -> bool:

@@ -11,16 +11,10 @@ import numpy as np
 
 from fedjit.core._buffers import aligned_zeros
 from fedjit.core._sequence import PaddedSequence, is_batched
-from fedjit.core._types import StructType, TensorType, Type, build_container
+from fedjit.core._types import StructType, TensorType, Type, build_container, tensor_types
 
-__all__ = ["bucket_size", "example_tree", "flatten_elements", "grown_sizes", "leaf_types_of",
+__all__ = ["bucket_size", "example_tree", "flatten_elements", "grown_sizes", 
            "max_leaf_sizes", "pad_sequences", "pow2", "unpad"]
-
-
-def leaf_types_of(t: Type) -> list[TensorType]:
-  if isinstance(t, TensorType):
-    return [t]
-  return [l for e in t.types() for l in leaf_types_of(e)]
 
 
 _STEPS = (4, 5, 6, 7)  # quarter-octave steps: 4·2^k, 5·2^k, 6·2^k, 7·2^k
@@ -87,7 +81,7 @@ def pad_sequences(element_type: Type, clients: list[list], xp=np,
   `flat` (each client's elements as lists of leaves) saves flattening again.
   """
   batched = is_batched(element_type)
-  leaf_types = leaf_types_of(element_type)
+  leaf_types = tensor_types(element_type)
   num_clients = len(clients)
   longest = max([len(c) for c in clients] + [1])
   n = bucket_size(longest) if num_elements is None else num_elements

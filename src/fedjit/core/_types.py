@@ -804,6 +804,19 @@ def _record_fields(c: type) -> list[str]:
   return [f.name for f in dataclasses.fields(c)]
 
 
+def tensor_types(t: Type) -> list[TensorType]:
+  """The tensor types of `t` (a tensor, or structures of tensors), depth
+  first in field order: the order of a value's `jax.tree_util` leaves.
+
+  Example:
+    >>> [str(l) for l in tensor_types(to_type([np.float32, (np.int32, [2])]))]
+    ['float32', 'int32[2]']
+  """
+  if isinstance(t, TensorType):
+    return [t]
+  return [leaf for e in t.types() for leaf in tensor_types(e)]
+
+
 def check_no_placement_in(t: Type) -> bool:
   """True if `t` contains no FederatedType or FunctionType."""
   return _first_in(t, (FederatedType, FunctionType)) is None

@@ -51,14 +51,8 @@ def need_clients(n: int | None, what: str) -> int:
   return n
 
 
-def tensor_types_of(t: Type) -> list:
-  if isinstance(t, TensorType):
-    return [t]
-  return [l for e in t.types() for l in tensor_types_of(e)]
-
-
 def tensor_leaves_of(t: Type, value) -> list:
-  """The tensors of a value of type `t`, in the order of `tensor_types_of`."""
+  """The tensors of a value of type `t`, in the order of `tensor_types`."""
   if isinstance(t, TensorType):
     return [value]
   return [l for ft, fv in zip(t.types(), struct_fields(t, value))

@@ -21,10 +21,11 @@ from fedjit.core._errors import ClientComputationError
 from fedjit.core._placements import CLIENTS, SERVER
 from fedjit.core._sequence import ListSequence
 from fedjit.core._types import (FederatedType, SequenceType, StructType, Type, build_container,
-                                has_client_values, has_federated, struct_fields)
+                                has_client_values, has_federated, struct_fields,
+                                tensor_types)
 from fedjit.core._values import normalize, placed_members, to_numpy
 from fedjit.core.backends.common import (bound_message, constant_value, first_group,
-                                         tensor_types_of, need_clients, num_clients_of,
+                                         need_clients, num_clients_of,
                                          range_message, rebuild, select_key_message,
                                          tensor_leaves_of)
 from fedjit.core.backends.interpreter import Ops, evaluate, select_field
@@ -144,7 +145,7 @@ class ReferenceOps(Ops):
     bounds = list(bound)  # one scalar per tensor of the value
     columns = [tensor_leaves_of(member, m) for m in v]  # [client][leaf]
     out = []
-    for j, (b, leaf_type) in enumerate(zip(bounds, tensor_types_of(member))):
+    for j, (b, leaf_type) in enumerate(zip(bounds, tensor_types(member))):
       b = int(np.asarray(b).reshape(()))
       xs = [np.asarray(c[j]) for c in columns]
       dtype = leaf_type.dtype

@@ -11,11 +11,11 @@ import numpy as np
 
 from fedjit.core._buffers import aligned_zeros
 from fedjit.core._errors import FederatedTypeError
-from fedjit.core._padding import leaf_types_of, pad_sequences
+from fedjit.core._padding import pad_sequences
 from fedjit.core._placements import CLIENTS
 from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import (FederatedType, SequenceType, StructType, Type, build_container,
-                                has_federated, struct_fields)
+                                has_federated, struct_fields, tensor_types)
 from fedjit.core._values import normalize, placed_members, to_numpy
 from fedjit.core.backends.vectorized.cohorts import (BucketedSequence, GatheredSequence,
                                                      check_prepared)
@@ -38,7 +38,7 @@ def _stack(members: list, xp=np):
 def _check_same_shapes(t: FederatedType, members: list, what: str) -> None:
   """Raises if clients' values of a `{T}@CLIENTS` type (not a sequence)
   differ in shape: they are stacked along a client axis."""
-  leaf_types = leaf_types_of(t.member)
+  leaf_types = tensor_types(t.member)
   first = [tuple(np.shape(l)) for l in jax.tree_util.tree_leaves(members[0])]
   for i, m in enumerate(members[1:], 1):
     shapes = [tuple(np.shape(l)) for l in jax.tree_util.tree_leaves(m)]

@@ -12,10 +12,10 @@ import threading
 
 import numpy as np
 
-from fedjit.core._padding import (bucket_size, flatten_elements, grown_sizes, leaf_types_of,
+from fedjit.core._padding import (bucket_size, flatten_elements, grown_sizes,
                                   max_leaf_sizes, pad_sequences, pow2)
 from fedjit.core._sequence import PaddedSequence
-from fedjit.core._types import Type
+from fedjit.core._types import Type, tensor_types
 from fedjit.core.backends.vectorized.cohorts import BucketedSequence
 
 __all__ = ["MIN_BUCKETED_COHORT", "ShapePolicy", "pad_clients"]
@@ -252,7 +252,7 @@ def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | 
       return pad_sequences(element_type, clients, num_elements=max(lengths[0], 1))
     return pad_sequences(element_type, clients,
                          num_elements=max(pow2(max(n, 1)) for n in lengths))
-  leaf_types = leaf_types_of(element_type)
+  leaf_types = tensor_types(element_type)
   flat = flatten_elements(element_type, clients)
   sizes = max_leaf_sizes(leaf_types, flat)
   if policy is None:

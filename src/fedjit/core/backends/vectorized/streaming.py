@@ -29,6 +29,7 @@ import numpy as np
 from fedjit.core import _buffers, _padding
 from fedjit.core._computations import FederatedComputation, argument_what, executing, param_types
 from fedjit.core._sequence import PaddedSequence
+from fedjit.core._types import tensor_types
 from fedjit.core._values import client_what, normalize
 from fedjit.core.backends.interpreter import evaluate
 from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
@@ -136,7 +137,7 @@ def pad_chunk(element, members: list, equal: bool, seen: dict) -> PaddedSequence
   """A chunk's client datasets padded to one length (see `run_streamed`);
   `seen` remembers the largest leaf shapes per element type."""
   flat = _padding.flatten_elements(element, members)
-  sizes = _padding.max_leaf_sizes(_padding.leaf_types_of(element), flat)
+  sizes = _padding.max_leaf_sizes(tensor_types(element), flat)
   if element in seen:
     sizes = _padding.grown_sizes(sizes, seen[element])
   seen[element] = sizes
