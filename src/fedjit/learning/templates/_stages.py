@@ -489,8 +489,7 @@ def build_apply_optimizer_finalizer(optimizer: Any, model_weights_type: Any) -> 
     non_trainable = jax.tree_util.tree_map(
         lambda w, d: (w - d).astype(w.dtype) if _is_float(w) else w, weights[1], update[1])
     non_trainable = reseed(non_trainable, round_num)  # RNG state advances every round
-    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(l))
-                                  for l in jax.tree_util.tree_leaves(update)] or [True]))
+    finite = _all_finite(update)  # integer leaves are always finite
     keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_weights = keep(ModelWeights(trainable, non_trainable), ModelWeights(*weights))
     new_state = (keep(new_opt_state, opt_state), round_num + 1)
