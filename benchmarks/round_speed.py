@@ -19,9 +19,45 @@ Side by side, in the same process and on the same data:
 It also runs power-law client sizes with the same total examples (size
 buckets), and counts compilations over 100 rounds with random cohorts.
 
-Run:  python benchmarks/round_speed.py            (everything, ~10 minutes)
-      python benchmarks/round_speed.py --quick    (10 and 1,000 clients)
+Method: every timed side S is measured interleaved with the limit in one
+process, so that both see the same machine load. After a warm-up call of S
+(its compilation), S and the limit run alternately, S, limit, S, limit, ...,
+`--repeats` times each (7 by default). For S the tables give the minimum and
+the median seconds, and its ratio to the limit as min(S) / min(limit) and
+median(S) / median(limit), over the limit runs interleaved with S. For
+run_training the limit runs between rounds (from `print_fn`, outside the
+round's own timing) over `--repeats` + 1 rounds, the first (compiling) one
+dropped. With power-law sizes the limit is the same number of full batches
+(total examples // 20) as one `lax.scan`.
+
+Run:  python benchmarks/round_speed.py            (everything; about 45 minutes
+                                                  on 2 idle cores, most of it
+                                                  the MLP at 10,000 clients)
+      python benchmarks/round_speed.py --quick    (10 and 1,000 clients, ~7 min)
+Options:
+  --repeats N          S/limit pairs per side (default 7).
+  --only softmax,mlp   models to run; --clients 100,1000 cohort sizes;
+  --sizes equal,power_law  client sizes; --sides fedjit,population,...
+                       (fedjit = next(lists); also population, run_training,
+                       per_client_loop, per_step_loop, unstreamed, map,
+                       map_chunk8, vmap); --no-compilations skips the count.
+  --compare REV        fedjit at git revision REV ("before", its src/
+                       extracted with `git archive` into a temporary
+                       directory) against this checkout's src/ ("after"):
+                       each configuration runs before, after, before, after
+                       (`--alternations` pairs, default 2), each in its own
+                       process with PYTHONPATH at that src/, the samples of
+                       each side pooled; prints both tables and, per row and
+                       side, after ratio / before ratio. About 4x the time
+                       of the same run without --compare.
+  --json FILE          also write the results (every sample) here.
+  e.g. the softmax 100/1,000 check against the commit before the redesign:
+    python benchmarks/round_speed.py --compare 457f04b --only softmax \\
+        --clients 100,1000 --sizes equal --sides fedjit,population --no-compilations
+  (about 2 minutes on 2 idle cores).
 Each (model, cohort) runs in its own process so that peak memory is its own.
+The workload uses only fedjit API present at 457f04b, so that --compare can
+run it against that revision.
 """
 
 from __future__ import annotations
@@ -31,11 +67,27 @@ import json
 import os
 import platform
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 FEATURES, CLASSES, EXAMPLES, BATCH, LR = 784, 10, 100, 20, 0.1
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("softmax", "mlp")
+COHORTS = (10, 100, 1000, 10000)
+SIZES = ("equal", "power_law")
+POWER_LAW_CLIENTS = 1000
+STRATEGIES = ("unstreamed", "map", "map_chunk8", "vmap")
+SIDES = ("fedjit", "population", "run_training", "per_client_loop", "per_step_loop") + STRATEGIES
+SIDE_ALIASES = {"lists": "fedjit"}
+# Column titles of the sides, in table order.
+TITLES = {"fedjit": "next(lists)", "population": "next(Population)",
+          "run_training": "run_training", "per_client_loop": "per-client loop",
+          "per_step_loop": "per-step loop", "unstreamed": "next(lists) one program",
+          "map": "map", "map_chunk8": "map+chunk8", "vmap": "vmap"}
 
 
 def _rss() -> int:
@@ -47,17 +99,62 @@ def _peak() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _timed(fn, repeats: int) -> float:
-  best = float("inf")
+def _interleaved(fn, limit, repeats: int) -> dict:
+  """Times `fn` and `limit` alternately (fn, limit, fn, limit, ...).
+
+  Both are warm (compiled) already; returns each one's seconds per run.
+
+  Example:
+    >>> _interleaved(lambda: None, lambda: None, 2)["s"].__len__()
+    2
+  """
+  s, lim = [], []
   for _ in range(repeats):
     t = time.perf_counter()
     fn()
-    best = min(best, time.perf_counter() - t)
-  return best
+    s.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    limit()
+    lim.append(time.perf_counter() - t)
+  return {"s": s, "limit": lim}
 
 
-def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
-  """Measures one (model, cohort) configuration; returns a JSON-able dict."""
+def stats(sample: dict) -> dict:
+  """Minimum, median and ratios to the limit of one side's interleaved samples.
+
+  Args:
+    sample: `{"s": [seconds of S...], "limit": [seconds of the limit...]}`.
+
+  Returns:
+    `min`, `median` (of S), `limit_min`, `limit_median`, `ratio_min`
+    (min(S) / min(limit)) and `ratio_median` (median(S) / median(limit)).
+
+  Example:
+    >>> stats({"s": [2.0, 3.0, 4.0], "limit": [1.0, 2.0, 2.0]})["ratio_median"]
+    1.5
+  """
+  s, lim = sample["s"], sample["limit"]
+  out = {"min": min(s), "median": statistics.median(s), "limit_min": min(lim),
+         "limit_median": statistics.median(lim)}
+  out["ratio_min"] = out["min"] / out["limit_min"]
+  out["ratio_median"] = out["median"] / out["limit_median"]
+  return out
+
+
+def one(model_name: str, clients: int, sizes: str, repeats: int = 7,
+        sides: tuple = SIDES) -> dict:
+  """Measures one (model, cohort) configuration; returns a JSON-able dict.
+
+  Every side in `sides` is timed `repeats` times interleaved with the limit;
+  the dict holds each side's samples under `samples[side]` and, for older
+  readers, each side's minimum under its own key (`fedjit`, `population`,
+  ...) and the limit's overall minimum under `limit`.
+
+  Example:
+    >>> r = one("softmax", 10, "equal", repeats=2, sides=("fedjit",))
+    >>> sorted(r["samples"])
+    ['fedjit']
+  """
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -106,20 +203,44 @@ def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
       input_spec=((np.float32, [None, FEATURES]), (np.int32, [None])))
   trainer = learning.algorithms.build_weighted_fed_avg(model, learning.optimizers.build_sgdm(LR))
   state = trainer.initialize()
-  # Best of several runs, for fedjit and the loops alike: short rounds are
-  # noisier (best of 20 at <= 100 clients, 3 at 1,000, 2 at 10,000).
-  repeats = 20 if clients <= 100 else 3 if clients <= 1000 else 2
   out = {"model": model_name, "clients": clients, "sizes": sizes, "steps": steps,
-         "examples": total}
+         "examples": total, "repeats": repeats, "fedjit_path": os.path.dirname(fedjit.__file__),
+         "jax": jax.__version__, "jax_backend": jax.default_backend(), "samples": {},
+         "compile": None, "peak_beyond_data_mb": None, "padded_data_mb": data_bytes / 2 ** 20}
+  samples = out["samples"]
 
-  # fedjit, default strategy, through the public API.
-  t = time.perf_counter()
-  trainer.next(state, data)
-  first = time.perf_counter() - t
-  out["fedjit"] = _timed(lambda: trainer.next(state, data), repeats)
-  out["compile"] = max(first - out["fedjit"], 0.0)
-  out["peak_beyond_data_mb"] = (_peak() - rss_data) / 2 ** 20
-  out["padded_data_mb"] = data_bytes / 2 ** 20
+  def next_round(cohort):
+    return lambda: jax.block_until_ready(trainer.next(state, cohort))
+
+  # fedjit, default strategy, through the public API: the first call
+  # compiles; peak memory is read before the limit's own copy of the data.
+  if "fedjit" in sides:
+    t = time.perf_counter()
+    next_round(data)()
+    first = time.perf_counter() - t
+    out["peak_beyond_data_mb"] = (_peak() - rss_data) / 2 ** 20
+
+  # (i) the limit: the same SGD steps as one compiled loop (with power-law
+  # sizes, the same number of full batches), interleaved with every side.
+  params = model.initial_weights.trainable
+
+  @jax.jit
+  def central(p, xs, ys):
+    def step(p, b):
+      g = jax.grad(loss)(p, b[0], b[1])
+      return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g), None
+    return jax.lax.scan(step, p, (xs, ys))[0]
+  full = total // BATCH
+  xs = jnp.asarray(x[:full * BATCH].reshape(full, BATCH, FEATURES))
+  ys = jnp.asarray(y[:full * BATCH].reshape(full, BATCH))
+
+  def limit():
+    jax.block_until_ready(central(params, xs, ys))
+  limit()
+
+  if "fedjit" in sides:
+    samples["fedjit"] = _interleaved(next_round(data), limit, repeats)
+    out["compile"] = max(first - min(samples["fedjit"]["s"]), 0.0)
 
   # The same clients padded once into a device-resident Population, the
   # cohort passed to next() by id (a user's own loop over rounds).
@@ -127,96 +248,104 @@ def one(model_name: str, clients: int, strategies: bool, sizes: str) -> dict:
   client_data = simulation.ClientData.from_clients_and_fn(
       [str(i) for i in range(clients)],
       lambda cid: simulation.Dataset.from_batches(data[int(cid)]))
-  population = simulation.Population(trainer, client_data)
-  cohort = population.cohort(client_data.client_ids)
-  trainer.next(state, cohort)
-  out["population"] = _timed(lambda: trainer.next(state, cohort), repeats)
-  del population, cohort
+  if "population" in sides:
+    population = simulation.Population(trainer, client_data)
+    cohort = population.cohort(client_data.client_ids)
+    next_round(cohort)()
+    samples["population"] = _interleaved(next_round(cohort), limit, repeats)
+    del population, cohort
 
-  # fedjit's round loop (run_training: a Population, cohorts sampled per round).
-  import tempfile
-  with tempfile.TemporaryDirectory() as tmp:
-    history = simulation.run_training(trainer, client_data, rounds=5 if clients <= 1000 else 3,
-                                      clients_per_round=clients, progress=False,
-                                      output_dir=tmp, plot=False).history
-  out["run_training"] = float(np.median([h["seconds"] for h in history[1:]]))
-  if sizes != "equal":
-    return out
+  # fedjit's round loop (run_training: a Population, cohorts sampled per
+  # round); the limit runs between rounds, from print_fn, which is called
+  # after a round's seconds are taken.
+  if "run_training" in sides:
+    between = []
 
-  params = model.initial_weights.trainable
+    def after_round(line):
+      if line.startswith("round "):
+        t = time.perf_counter()
+        limit()
+        between.append(time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as tmp:
+      history = simulation.run_training(trainer, client_data, rounds=repeats + 1,
+                                        clients_per_round=clients, progress=False,
+                                        output_dir=tmp, plot=False, print_fn=after_round).history
+    samples["run_training"] = {"s": [h["seconds"] for h in history[1:]], "limit": between[1:]}
 
-  # (i) the limit: the same SGD steps as one compiled loop.
-  @jax.jit
-  def central(p, xs, ys):
-    def step(p, b):
-      g = jax.grad(loss)(p, b[0], b[1])
-      return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g), None
-    return jax.lax.scan(step, p, (xs, ys))[0]
-  xs = jnp.asarray(x.reshape(steps, BATCH, FEATURES))
-  ys = jnp.asarray(y.reshape(steps, BATCH))
-  jax.block_until_ready(central(params, xs, ys))
-  out["limit"] = _timed(lambda: jax.block_until_ready(central(params, xs, ys)), repeats)
-  del xs, ys
+  if sizes == "equal":
+    # (ii) per-client Python loop calling a jitted local update.
+    @jax.jit
+    def local_update(p, xc, yc):
+      def step(p, b):
+        g = jax.grad(loss)(p, b[0], b[1])
+        return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g), None
+      return jax.lax.scan(step, p, (xc, yc))[0]
 
-  # (ii) per-client Python loop calling a jitted local update.
-  @jax.jit
-  def local_update(p, xc, yc):
-    def step(p, b):
-      g = jax.grad(loss)(p, b[0], b[1])
-      return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g), None
-    return jax.lax.scan(step, p, (xc, yc))[0]
+    def weighted_sum(acc, new, n):
+      scaled = jax.tree_util.tree_map(lambda b: n * b, new)
+      return scaled if acc is None else jax.tree_util.tree_map(jnp.add, acc, scaled)
 
-  def weighted_sum(acc, new, n):
-    scaled = jax.tree_util.tree_map(lambda b: n * b, new)
-    return scaled if acc is None else jax.tree_util.tree_map(jnp.add, acc, scaled)
+    def per_client():
+      total_w, acc = 0.0, None
+      for s, n in zip(starts, counts):
+        xc = x[s:s + n].reshape(-1, BATCH, FEATURES)
+        yc = y[s:s + n].reshape(-1, BATCH)
+        acc = weighted_sum(acc, local_update(params, xc, yc), n)
+        total_w += n
+      return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
+    if "per_client_loop" in sides:
+      per_client()
+      samples["per_client_loop"] = _interleaved(per_client, limit, repeats)
 
-  def per_client():
-    total_w, acc = 0.0, None
-    for s, n in zip(starts, counts):
-      xc = x[s:s + n].reshape(-1, BATCH, FEATURES)
-      yc = y[s:s + n].reshape(-1, BATCH)
-      acc = weighted_sum(acc, local_update(params, xc, yc), n)
-      total_w += n
-    return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
-  per_client()
-  out["per_client_loop"] = _timed(per_client, repeats)
+    # (iii) per-step Python loop calling a jitted SGD step.
+    @jax.jit
+    def sgd_step(p, xb, yb):
+      g = jax.grad(loss)(p, xb, yb)
+      return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g)
 
-  # (iii) per-step Python loop calling a jitted SGD step.
-  @jax.jit
-  def sgd_step(p, xb, yb):
-    g = jax.grad(loss)(p, xb, yb)
-    return jax.tree_util.tree_map(lambda a, d: a - LR * d, p, g)
+    def per_step():
+      total_w, acc = 0.0, None
+      for batches in data:
+        p = params
+        for xb, yb in batches:
+          p = sgd_step(p, xb, yb)
+        n = sum(len(b[1]) for b in batches)
+        acc = weighted_sum(acc, p, n)
+        total_w += n
+      return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
+    if "per_step_loop" in sides:
+      per_step()
+      samples["per_step_loop"] = _interleaved(per_step, limit, repeats)
 
-  def per_step():
-    total_w, acc = 0.0, None
-    for batches in data:
-      p = params
-      for xb, yb in batches:
-        p = sgd_step(p, xb, yb)
-      n = sum(len(b[1]) for b in batches)
-      acc = weighted_sum(acc, p, n)
-      total_w += n
-    return jax.block_until_ready(jax.tree_util.tree_map(lambda a: a / total_w, acc))
-  per_step()
-  out["per_step_loop"] = _timed(per_step, repeats)
-
-  # (iv) fedjit's strategies, forced.
-  if strategies:
+    # (iv) fedjit's strategies, forced.
     for name, options in [("unstreamed", dict(stream_chunk_mb=None)),
                           ("map", dict(client_map="map")),
                           ("map_chunk8", dict(client_map="map", chunk_size=8)),
                           ("vmap", dict(client_map="vmap"))]:
+      if name not in sides:
+        continue
       if name == "vmap" and clients * (200_000 if model_name == "mlp" else 8_000) > 2e8:
         out[name] = None  # one model copy per client: beyond this machine's memory
         continue
       with fedjit.backend("vectorized", **options):
-        trainer.next(state, data)
-        out[name] = _timed(lambda: trainer.next(state, data), repeats)
+        next_round(data)()
+        samples[name] = _interleaved(next_round(data), limit, repeats)
+
+  for side, sample in samples.items():
+    out[side] = min(sample["s"])
+  out["limit"] = min(t for sample in samples.values() for t in sample["limit"]) if samples \
+      else None
   return out
 
 
 def compilations(rounds: int = 100) -> dict:
-  """Compilations over a run with random cohorts from a power-law population."""
+  """Compilations over a run with random cohorts from a power-law population.
+
+  Example:
+    >>> compilations(rounds=2)["rounds"]
+    2
+  """
+  import jax
   import jax.numpy as jnp
   import numpy as np
   import optax
@@ -252,79 +381,268 @@ def compilations(rounds: int = 100) -> dict:
     cohort = [population[i] for i in rng.choice(len(population), 100, replace=False)]
     state = trainer.next(state, cohort).state
   return {"rounds": rounds, "cohort": 100, "compilations": with_loop,
-          "compilations_lists": backend.compilations(trainer.next) - with_loop}
+          "compilations_lists": backend.compilations(trainer.next) - with_loop,
+          "fedjit_path": os.path.dirname(fedjit.__file__), "jax": jax.__version__,
+          "jax_backend": jax.default_backend()}
 
 
-def _fmt(v, unit="", digits=3):
-  return "-" if v is None else (f"{v:.{digits}f}{unit}" if isinstance(v, float) else str(v))
+def _subprocess(argv: list, src: str | None) -> dict | None:
+  """Runs this file with `argv` in a new process; its last stdout line as JSON.
+
+  With `src`, that directory comes first on the child's PYTHONPATH, so the
+  child imports the fedjit found there.
+  """
+  env = dict(os.environ)
+  if src is not None:
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+  done = subprocess.run([sys.executable, os.path.abspath(__file__)] + argv,
+                        capture_output=True, text=True, env=env)
+  if done.returncode != 0:
+    print(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+    return None
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _merge(runs: list) -> dict:
+  """One result from several processes' runs of a configuration: samples pooled.
+
+  Compile time is the smallest, peak memory the largest of the runs.
+  """
+  merged = dict(runs[0], samples={})
+  for r in runs:
+    for side, sample in r["samples"].items():
+      pooled = merged["samples"].setdefault(side, {"s": [], "limit": []})
+      pooled["s"] += sample["s"]
+      pooled["limit"] += sample["limit"]
+  compiles = [r["compile"] for r in runs if r["compile"] is not None]
+  peaks = [r["peak_beyond_data_mb"] for r in runs if r["peak_beyond_data_mb"] is not None]
+  merged["compile"] = min(compiles) if compiles else None
+  merged["peak_beyond_data_mb"] = max(peaks) if peaks else None
+  merged["runs"] = len(runs)
+  for side, sample in merged["samples"].items():
+    merged[side] = min(sample["s"])
+  limits = [t for sample in merged["samples"].values() for t in sample["limit"]]
+  merged["limit"] = min(limits) if limits else None
+  return merged
+
+
+def _with_stats(r: dict) -> dict:
+  r["stats"] = {side: stats(sample) for side, sample in r["samples"].items()}
+  return r
+
+
+def _pair(st: dict | None, a: str, b: str, digits: int) -> str:
+  return "-" if st is None else f"{st[a]:.{digits}f} / {st[b]:.{digits}f}"
+
+
+def _key(r: dict) -> tuple:
+  return r["model"], r["clients"], r["sizes"]
+
+
+def print_tables(results: list, comp: dict | None, title: str = "") -> None:
+  """Prints the seconds and ratio-to-limit tables of `results` (with stats)."""
+  if title:
+    print(f"\n## {title}")
+  if results:
+    r0 = results[0]
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"jax {r0['jax']} on {r0['jax_backend']}; fedjit from {r0['fedjit_path']}; "
+          f"{r0['repeats']} interleaved runs per side and process, "
+          f"{r0.get('runs', 1)} process(es) per row")
+  equal = [r for r in results if r["sizes"] == "equal"]
+  present = [s for s in SIDES if any(s in r["stats"] for r in results)]
+  print("\nSeconds per round, min / median (each side interleaved with the limit; the limit "
+        "column pools the limit's runs of all sides)")
+  head = (["model", "clients", "limit s"] + [f"{TITLES[s]} s" for s in present] +
+          ["client updates/s", "compile s", "peak beyond data MB", "client data MB"])
+  print("| " + " | ".join(head) + " |")
+  print("|" + "---|" * len(head))
+  for r in equal:
+    lim = [t for sample in r["samples"].values() for t in sample["limit"]]
+    row = [r["model"], r["clients"],
+           f"{min(lim):.4f} / {statistics.median(lim):.4f}" if lim else "-"]
+    row += [_pair(r["stats"].get(s), "min", "median", 4) for s in present]
+    fed = r["stats"].get("fedjit")
+    row += [f"{r['clients'] / fed['min']:.0f}" if fed else "-",
+            "-" if r["compile"] is None else f"{r['compile']:.2f}",
+            "-" if r["peak_beyond_data_mb"] is None else f"{r['peak_beyond_data_mb']:.0f}",
+            f"{r['padded_data_mb']:.0f}"]
+    print("| " + " | ".join(str(v) for v in row) + " |")
+  print("\nRatio to the limit, min(S)/min(limit) / median(S)/median(limit) (the loops also "
+        "against next(lists), min / median)")
+  loops = [s for s in ("per_client_loop", "per_step_loop") if s in present and "fedjit" in present]
+  head = (["model", "clients"] + [f"{TITLES[s]} / limit" for s in present] +
+          [f"{TITLES[s]} / next(lists)" for s in loops])
+  print("| " + " | ".join(head) + " |")
+  print("|" + "---|" * len(head))
+  for r in equal:
+    row = [r["model"], r["clients"]]
+    row += [_pair(r["stats"].get(s), "ratio_min", "ratio_median", 2) for s in present]
+    fed = r["stats"].get("fedjit")
+    for s in loops:
+      st = r["stats"].get(s)
+      row.append("-" if st is None or fed is None else
+                 f"{st['min'] / fed['min']:.2f} / {st['median'] / fed['median']:.2f}")
+    print("| " + " | ".join(str(v) for v in row) + " |")
+  by_key = {(r["model"], r["clients"]): r for r in equal}
+  for r in results:
+    if r["sizes"] == "equal":
+      continue
+    e = by_key.get((r["model"], r["clients"]))
+    parts = []
+    for side in ("fedjit", "population", "run_training"):
+      st = r["stats"].get(side)
+      if st is None:
+        continue
+      text = (f"{TITLES[side]} {st['min']:.3f} / {st['median']:.3f} s/round (min / median), "
+              f"{st['ratio_min']:.2f} / {st['ratio_median']:.2f}x its limit")
+      if e is not None and side in e["stats"]:
+        text += f", {st['min'] / e['stats'][side]['min']:.2f}x equal sizes (min)"
+      parts.append(text)
+    peak = r["peak_beyond_data_mb"]
+    print(f"\nPower-law sizes, {r['model']}, {r['clients']} clients, {r['examples']} examples: "
+          + "; ".join(parts) + ("" if peak is None else f"; peak beyond data {peak:.0f} MB"))
+  if comp is not None:
+    print(f"\nCompilations over {comp['rounds']} rounds of {comp['cohort']} random clients from "
+          f"3,000 with power-law sizes: {comp['compilations']} with run_training (population "
+          f"padded once), {comp['compilations_lists']} more with lists passed to next()")
+
+
+def print_change(before: list, after: list) -> None:
+  """Prints after ratio / before ratio per row and side, min- and median-based."""
+  b = {_key(r): r for r in before}
+  rows = [(r, b[_key(r)]) for r in after if _key(r) in b]
+  present = [s for s in SIDES if any(s in r["stats"] and s in o["stats"] for r, o in rows)]
+  print("\n## Change: after ratio to the limit / before ratio (min-based / median-based; "
+        "above 1 is slower than before)")
+  head = ["model", "clients", "sizes"] + [TITLES[s] for s in present]
+  print("| " + " | ".join(head) + " |")
+  print("|" + "---|" * len(head))
+  worse = []
+  for r, o in rows:
+    row = [r["model"], r["clients"], r["sizes"]]
+    for s in present:
+      if s not in r["stats"] or s not in o["stats"]:
+        row.append("-")
+        continue
+      cmin = r["stats"][s]["ratio_min"] / o["stats"][s]["ratio_min"]
+      cmed = r["stats"][s]["ratio_median"] / o["stats"][s]["ratio_median"]
+      row.append(f"{cmin:.2f} / {cmed:.2f}")
+      if cmin > 1.05 or cmed > 1.05:
+        worse.append(f"{r['model']} {r['clients']} {r['sizes']} {TITLES[s]}: "
+                     f"{cmin:.2f} / {cmed:.2f}")
+    print("| " + " | ".join(str(v) for v in row) + " |")
+  print("\nWorse than before by more than 5% (min-based or median-based): "
+        + ("; ".join(worse) if worse else "none"))
+
+
+def _source_at(rev: str, into: str) -> str:
+  """Extracts src/ of git revision `rev` of this checkout into `into`; its path."""
+  archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", rev, "src"],
+                           capture_output=True, check=False)
+  if archive.returncode != 0:
+    raise SystemExit(f"--compare expected a git revision of {ROOT}, got {rev!r}: "
+                     f"{archive.stderr.decode().strip()}")
+  subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+  return os.path.join(into, "src")
+
+
+def _names(text: str | None, allowed: tuple, flag: str, aliases: dict | None = None) -> tuple:
+  if text is None:
+    return allowed
+  names = [(aliases or {}).get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
+  unknown = [n for n in names if n not in allowed]
+  if unknown:
+    raise SystemExit(f"{flag} expected names from {', '.join(allowed)} (comma-separated), "
+                     f"got {', '.join(unknown)}.")
+  return tuple(n for n in allowed if n in names)
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true")
-  parser.add_argument("--one", nargs=3, metavar=("MODEL", "CLIENTS", "SIZES"))
+  parser = argparse.ArgumentParser(
+      description=__doc__.splitlines()[0],
+      epilog="See the module docstring for the method.")
+  parser.add_argument("--quick", action="store_true", help="10 and 1,000 clients only")
+  parser.add_argument("--repeats", type=int, default=7,
+                      help="interleaved S/limit runs per side (default 7)")
+  parser.add_argument("--only", default=None, help="models, e.g. softmax or softmax,mlp")
+  parser.add_argument("--clients", default=None, help="cohort sizes, e.g. 100,1000")
+  parser.add_argument("--sizes", default=None, help="client sizes: equal, power_law or equal,power_law")
+  parser.add_argument("--sides", default=None,
+                      help=f"sides to time: {', '.join(SIDES)} (lists = fedjit)")
+  parser.add_argument("--no-compilations", action="store_true",
+                      help="skip counting compilations over 100 rounds")
+  parser.add_argument("--compare", default=None, metavar="REV",
+                      help="also run fedjit at git revision REV, alternating with this checkout")
+  parser.add_argument("--alternations", type=int, default=2,
+                      help="with --compare: before/after process pairs per row (default 2)")
+  parser.add_argument("--one", nargs=3, metavar=("MODEL", "CLIENTS", "SIZES"),
+                      help=argparse.SUPPRESS)
+  parser.add_argument("--count-compilations", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--json", default=None, help="also write the results here")
   args = parser.parse_args()
+  if args.repeats < 1 or args.alternations < 1:
+    raise SystemExit(f"--repeats and --alternations expected positive counts, got "
+                     f"{args.repeats} and {args.alternations}.")
+  sides = _names(args.sides, SIDES, "--sides", SIDE_ALIASES)
   if args.one:
-    print(json.dumps(one(args.one[0], int(args.one[1]), True, args.one[2])))
+    print(json.dumps(one(args.one[0], int(args.one[1]), args.one[2], args.repeats, sides)))
     return
-  import jax
-  cohorts = [10, 1000] if args.quick else [10, 100, 1000, 10000]
-  results = []
-  for model in ("softmax", "mlp"):
-    for c in cohorts + [("power", 1000)]:
-      sizes, c = ("power_law", c[1]) if isinstance(c, tuple) else ("equal", c)
-      done = subprocess.run([sys.executable, __file__, "--one", model, str(c), sizes],
-                            capture_output=True, text=True)
-      if done.returncode != 0:
-        print(done.stderr[-2000:], file=sys.stderr)
-        continue
-      r = json.loads(done.stdout.strip().splitlines()[-1])
-      results.append(r)
-      print(json.dumps(r), flush=True)
-  comp = compilations()
-  print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"jax {jax.__version__} on {jax.default_backend()}")
-  head = ["model", "clients", "limit s", "next(lists) s", "next(Population) s",
-          "run_training s/round", "client updates/s", "compile s",
-          "peak beyond data MB", "client data MB", "next(lists) / limit",
-          "next(Population) / limit", "run_training / limit",
-          "per-client loop / next(lists)", "per-step loop / next(lists)",
-          "next(lists) one program s", "map s", "map+chunk8 s", "vmap s"]
-  print("| " + " | ".join(head) + " |")
-  print("|" + "---|" * len(head))
-  for r in results:
-    if r["sizes"] != "equal":
-      continue
-    row = [r["model"], r["clients"], _fmt(r["limit"], digits=4), _fmt(r["fedjit"], digits=4),
-           _fmt(r["population"], digits=4), _fmt(r["run_training"], digits=4),
-           f"{r['clients'] / r['fedjit']:.0f}",
-           f"{r['compile']:.2f}", f"{r['peak_beyond_data_mb']:.0f}",
-           f"{r['padded_data_mb']:.0f}",
-           f"{r['fedjit'] / r['limit']:.2f}", f"{r['population'] / r['limit']:.2f}",
-           f"{r['run_training'] / r['limit']:.2f}",
-           f"{r['per_client_loop'] / r['fedjit']:.2f}",
-           f"{r['per_step_loop'] / r['fedjit']:.2f}", _fmt(r.get("unstreamed")), _fmt(r.get("map")),
-           _fmt(r.get("map_chunk8")), _fmt(r.get("vmap"))]
-    print("| " + " | ".join(str(v) for v in row) + " |")
-  equal = {(r["model"], r["clients"]): r for r in results if r["sizes"] == "equal"}
-  for r in results:
-    if r["sizes"] == "equal" or (r["model"], r["clients"]) not in equal:
-      continue
-    e = equal[(r["model"], r["clients"])]
-    print(f"\nPower-law sizes, {r['model']}, {r['clients']} clients, {r['examples']} examples: "
-          f"next(lists) {r['fedjit']:.3f} s/round vs {e['fedjit']:.3f} s with equal sizes "
-          f"({r['fedjit'] / e['fedjit']:.2f}x); next(Population) {r['population']:.3f} vs "
-          f"{e['population']:.3f} s ({r['population'] / e['population']:.2f}x); run_training "
-          f"{r['run_training']:.3f} vs {e['run_training']:.3f} s "
-          f"({r['run_training'] / e['run_training']:.2f}x); peak beyond data "
-          f"{r['peak_beyond_data_mb']:.0f} MB")
-  print(f"\nCompilations over {comp['rounds']} rounds of {comp['cohort']} random clients from "
-        f"3,000 with power-law sizes: {comp['compilations']} with run_training (population "
-        f"padded once), {comp['compilations_lists']} more with lists passed to next()")
+  if args.count_compilations:
+    print(json.dumps(compilations()))
+    return
+  models = _names(args.only, MODELS, "--only")
+  sizes = _names(args.sizes, SIZES, "--sizes")
+  cohorts = (10, 1000) if args.quick else COHORTS
+  if args.clients is not None:
+    try:
+      cohorts = tuple(int(c) for c in args.clients.split(",") if c.strip())
+    except ValueError:
+      raise SystemExit(f"--clients expected comma-separated integers, got {args.clients!r}.")
+  configs = [(m, c, "equal") for m in models for c in cohorts if "equal" in sizes]
+  configs += [(m, POWER_LAW_CLIENTS, "power_law") for m in models
+              if "power_law" in sizes and (args.clients is None or POWER_LAW_CLIENTS in cohorts)]
+  configs.sort(key=lambda k: (MODELS.index(k[0]), k[2] != "equal", k[1]))
+  passthrough = ["--repeats", str(args.repeats), "--sides", ",".join(sides)]
+
+  tmp = tempfile.mkdtemp(prefix="round_speed_") if args.compare else None
+  try:
+    versions = ([("before", _source_at(args.compare, tmp)), ("after", os.path.join(ROOT, "src"))]
+                if args.compare else [("", None)])
+    passes = args.alternations if args.compare else 1
+    results = {label: [] for label, _ in versions}
+    for model, clients, size in configs:
+      runs = {label: [] for label, _ in versions}
+      for _ in range(passes):
+        for label, src in versions:
+          r = _subprocess(["--one", model, str(clients), size] + passthrough, src)
+          if r is not None:
+            runs[label].append(r)
+            print(json.dumps({"version": label, **{k: v for k, v in r.items()
+                                                  if k != "samples"}}), flush=True)
+      for label, _ in versions:
+        if runs[label]:
+          results[label].append(_with_stats(_merge(runs[label])))
+    comps = {label: (None if args.no_compilations else _subprocess(["--count-compilations"], src))
+             for label, src in versions}
+  finally:
+    if tmp is not None:
+      shutil.rmtree(tmp, ignore_errors=True)
+
+  for label, _ in versions:
+    title = (f"{label}: fedjit at {args.compare}" if label == "before" else
+             f"{label}: fedjit of this checkout" if label else "")
+    print_tables(results[label], comps[label], title)
+  if args.compare:
+    print_change(results["before"], results["after"])
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"results": results, "compilations": comp}, f, indent=1)
+      if args.compare:
+        json.dump({"compare": args.compare,
+                   **{label: {"results": results[label], "compilations": comps[label]}
+                      for label, _ in versions}}, f, indent=1)
+      else:
+        json.dump({"results": results[""], "compilations": comps[""]}, f, indent=1)
 
 
 if __name__ == "__main__":
