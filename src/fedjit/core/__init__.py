@@ -36,6 +36,8 @@ from fedjit.core._sequence import Sequence
 from fedjit.core import _structure as structure
 from fedjit.core._ir import to_value
 from fedjit.core._serialization import deserialize, serialize
+# Seams for the upper layers: checking data, and a dataset for their own jax code.
+from fedjit.core._values import check_value, to_sequence
 from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
                                 PlacementType, SequenceType, StructType,
                                 StructWithPythonType, TensorType, Type, build_container,
@@ -61,7 +63,7 @@ __all__ = [
     "is_min_max_compatible", "is_structure_of_floats", "is_structure_of_integers",
     "CLIENTS",
     "SERVER", "Placement", "PlacementLiteral", "uri_to_placement_literal",
-    "Sequence", "deserialize", "serialize", "structure", "to_value",
+    "Sequence", "deserialize", "serialize", "structure", "to_value", "check_value", "to_sequence",
     "AbstractType", "FederatedType", "FunctionType", "PlacementType", "SequenceType",
     "StructType", "StructWithPythonType", "TensorType",
     "Type", "infer_type", "to_type", "build_container", "struct_fields",

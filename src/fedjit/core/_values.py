@@ -22,14 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedjit.core._errors import FederatedTypeError
-from fedjit.core._padding import unpad
+from fedjit.core._padding import pad_sequences, unpad
 from fedjit.core._placements import CLIENTS
 from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import (FederatedType, SequenceType, StructType,
                                 TensorType, Type, build_container, infer_type,
-                                struct_fields)
+                                struct_fields, to_type)
 
-__all__ = ["normalize", "describe", "client_what", "placed_members", "to_numpy"]
+__all__ = ["normalize", "describe", "client_what", "placed_members", "to_numpy",
+           "check_value", "to_sequence"]
 
 
 def describe(value: Any) -> str:
@@ -103,6 +104,87 @@ def normalize(t: Type, value: Any, xp=np, what: str = "") -> Any:
       out.append(checked if checked is not None else normalize(t.element, e, xp, what))
     return out
   raise _mismatch(t, value, what)
+
+
+def check_value(type_spec: Any, value: Any, what: str = "") -> Any:
+  """Checks a Python value against a (non-federated) fedjit type, as a
+  computation checks its argument; returns it normalized.
+
+  The upper layers' seam for checking data before it reaches a computation
+  (e.g. one client's dataset, to name the client in the error).
+
+  Args:
+    type_spec: a `fedjit.Type` (tensor, struct or sequence; not federated) or
+      anything `fedjit.to_type` accepts.
+    value: the Python value: arrays or numbers, containers of them, and for a
+      sequence a list (or iterable) of elements or a fedjit Dataset.
+    what: what `value` is, named in error messages (e.g. "client 'a'").
+
+  Returns:
+    `value` as NumPy arrays in the type's containers; a sequence as a list
+    of its normalized elements.
+
+  Raises:
+    FederatedTypeError: `value` does not match the type (the message names
+      `what`, the expected type and what was given).
+
+  Example:
+    >>> import numpy as np, fedjit
+    >>> fedjit.core.check_value((np.float32, [2]), [1.0, 2.0])
+    array([1., 2.], dtype=float32)
+    >>> fedjit.core.check_value(np.int32, "a", what="the round")
+    Traceback (most recent call last):
+    ...
+    FederatedTypeError: Expected a value of type int32 for the round, got dtype str32 ...
+  """
+  t = to_type(type_spec)
+  if isinstance(t, FederatedType):
+    raise TypeError(
+        f"check_value checks a member value, but {t} is a federated type. Check the "
+        f"member type ({t.member}) against each member instead.")
+  return normalize(t, value, np, what)
+
+
+def to_sequence(element_type: Any, dataset: Any, what: str = "dataset") -> PaddedSequence:
+  """A Python dataset as a `fedjit.Sequence` that plain `jax.jit` code can fold.
+
+  The upper layers' seam for running a sequence computation outside a
+  federated round (e.g. centralized evaluation). `dataset` is checked against
+  `SequenceType(element_type)` as a computation's argument would be, then its
+  elements are stacked and padded the way the vectorized backend pads a
+  client's data: a smaller last batch is padded to the common batch size and
+  the number of elements is rounded up to a few sizes (so a jitted function is
+  reused across datasets of similar length). The result is a JAX pytree; pass
+  it to a jitted function and fold it with `reduce(..., with_mask=True)` to
+  skip the padded examples exactly.
+
+  Args:
+    element_type: the type of one element (a `fedjit.Type` or anything
+      `fedjit.to_type` accepts), e.g. a model's input spec.
+    dataset: a list (or iterable) of elements, e.g. `(x, y)` batches, or a
+      fedjit Dataset.
+    what: what `dataset` is, named in error messages.
+
+  Returns:
+    A `fedjit.Sequence` (padded, with a mask of the real examples).
+
+  Raises:
+    FederatedTypeError: `dataset` is not a sequence of `element_type` (the
+      message names `what`, the expected type and what was given).
+
+  Example:
+    >>> import jax, numpy as np, fedjit
+    >>> ds = fedjit.core.to_sequence(fedjit.TensorType(np.float32, [None]),
+    ...                              [np.ones(3, np.float32), np.ones(2, np.float32)])
+    >>> total = jax.jit(lambda s: s.reduce(np.float32(0), lambda acc, b, m: acc + (b * m).sum(),
+    ...                                   with_mask=True))
+    >>> float(total(ds))
+    5.0
+  """
+  element_type = to_type(element_type)
+  elements = normalize(SequenceType(element_type), dataset, what=what)
+  padded = pad_sequences(element_type, [elements])  # one client: strip its axis
+  return jax.tree_util.tree_map(lambda x: x[0], padded)
 
 
 def _fast_element_check(t: Type):

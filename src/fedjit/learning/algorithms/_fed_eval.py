@@ -10,9 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fedjit
-from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType
-from fedjit.core._padding import pad_sequences
-from fedjit.core._values import normalize
+from fedjit.core import CLIENTS, SERVER, FederatedType, SequenceType, to_sequence
 from fedjit.learning.algorithms._fed_avg import (_accepts_model_fn, as_model,
                                                 initial_weights_fn)
 from fedjit.learning.metrics import sum_then_finalize
@@ -158,9 +156,7 @@ def evaluate(model: Any, weights: Any, dataset: Any) -> dict:
     >>> evaluate(model, trainer.get_model_weights(state), test_batches)['loss']
   """
   model = as_model(model)
-  seq_type = SequenceType(model.input_spec)
-  elements = normalize(seq_type, dataset, what="dataset")
-  padded = jax.tree_util.tree_map(lambda x: x[0], pad_sequences(model.input_spec, [elements]))
+  padded = to_sequence(model.input_spec, dataset, what="dataset")
   weights = ModelWeights(*weights)
   out = _compiled_eval(model)(padded, weights)
   return {k: np.asarray(v)[()] for k, v in out.items()}

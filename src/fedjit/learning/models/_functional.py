@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedjit.core import SequenceType, StructType, TensorType, Type, to_type
-from fedjit.core._types import _is_dtype_like, _is_shape_like
+from fedjit.core import SequenceType, StructType, TensorType, Type, build_container, to_type
 from fedjit._tracebacks import api_boundary
 from fedjit.learning.metrics._metrics import Metric, as_metrics, masked_mean_per_example
 
@@ -64,8 +63,13 @@ def _spec_leaf(spec: Any) -> Type:
     >>> str(_spec_leaf(jax.ShapeDtypeStruct((None, 3), np.int32)))
     'int32[?,3]'
   """
-  if isinstance(spec, Type) or isinstance(spec, type) or _is_dtype_like(spec):
+  if isinstance(spec, (Type, type, np.dtype)):  # np.dtype has a shape too: ()
     return to_type(spec)
+  if isinstance(spec, str):
+    try:
+      return to_type(spec)  # a dtype name such as 'float32'
+    except TypeError:
+      pass  # any other string: not a type (below)
   if spec is None or isinstance(spec, (bool, int, float, complex, str, bytes)):
     raise TypeError(
         f"input_spec describes the type of one (x, y) element, but it holds {spec!r} "
@@ -99,9 +103,9 @@ def input_spec_type(spec: Any) -> Type:
     return spec.element
   if isinstance(spec, Type):
     return spec
-  if (isinstance(spec, tuple) and len(spec) == 2 and _is_dtype_like(spec[0])
-      and _is_shape_like(spec[1])):
-    return TensorType(np.dtype(spec[0]), spec[1])
+  pair = _dtype_shape_pair(spec)
+  if pair is not None:
+    return pair
   if isinstance(spec, Mapping):
     return StructType([(str(k), input_spec_type(v)) for k, v in spec.items()],
                       container=type(spec))
@@ -111,6 +115,25 @@ def input_spec_type(spec: Any) -> Type:
       return StructType(list(zip(spec._fields, fields)), container=type(spec))
     return StructType(fields, container=type(spec))
   return _spec_leaf(spec)
+
+
+def _dtype_shape_pair(spec: Any) -> TensorType | None:
+  """The tensor type of a `(dtype, shape)` pair such as `(np.float32, [None, 1])`
+  (as `fedjit.to_type` reads it), or None for any other spec."""
+  if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], (list, tuple))):
+    return None
+  try:
+    t = to_type(tuple(spec))  # a namedtuple pair counts too
+  except TypeError:
+    return None  # not a type as a whole: read part by part (and explained there)
+  return t if isinstance(t, TensorType) else None
+
+
+def _shape_dtype_structs(t: Type) -> Any:
+  """A (struct of) tensor type as `jax.ShapeDtypeStruct`s in its containers."""
+  if isinstance(t, TensorType):
+    return jax.ShapeDtypeStruct(t.shape, t.dtype)
+  return build_container(t, [_shape_dtype_structs(e) for e in t.types()])
 
 
 def split_batch(batch: Any) -> tuple[Any, Any]:
@@ -296,9 +319,8 @@ class FunctionalModel:
   def _spec_has_class_labels(self) -> bool:
     """Integer labels `[b]` or `[b, 1]` against predictions `[b, C]` (C > 1)
     in the input spec: class indices, whatever the loss is called."""
-    from fedjit.core._sequence import _zeros_spec  # the spec as ShapeDtypeStructs
     try:
-      x, y = split_batch(_zeros_spec(_with_batch(self.input_spec)))
+      x, y = split_batch(_shape_dtype_structs(_with_batch(self.input_spec)))
     except TypeError:
       return False
     if not isinstance(y, jax.ShapeDtypeStruct) or not jnp.issubdtype(y.dtype, jnp.integer):

@@ -13,7 +13,7 @@ import optax
 
 import fedjit
 from fedjit.core import (CLIENTS, SERVER, FederatedType, SequenceType, TensorType,
-                         Type, to_type)
+                         Type, build_container, to_type)
 from fedjit.learning.models._functional import FunctionalModel, ModelWeights, split_batch
 from fedjit.learning.metrics import sum_then_finalize
 from fedjit.learning.optimizers import as_optimizer
@@ -175,7 +175,6 @@ def client_fingerprint(data: Any) -> jax.Array:
 
 def zeros_of(t: Type):
   """A zero value of a (struct of) tensor type."""
-  from fedjit.core._types import StructType, build_container
   if isinstance(t, TensorType):
     return jnp.zeros(t.shape, t.dtype)
   return build_container(t, [zeros_of(e) for e in t.types()])
