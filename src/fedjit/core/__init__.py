@@ -1,7 +1,9 @@
 """The Federated Core: types, computations, intrinsics, backends, serialization."""
 
-from fedjit.core._context import Backend, backend, get_backend, register_backend
+from fedjit.core._context import Backend, Prepared, backend, get_backend, register_backend
 from fedjit.core.backends import ReferenceBackend, VectorizedBackend, to_jax
+# Client data prepared ahead of the rounds that take it (used by fedjit.simulation).
+from fedjit.core.backends.vectorized.cohorts import prepare_population
 # The seam for writing a backend (see `Backend` and README "Backends").
 from fedjit.core.backends.interpreter import Ops, evaluate
 from fedjit.core.backends.reference import from_reference, to_reference
@@ -44,7 +46,7 @@ from fedjit.core._types import (AbstractType, FederatedType, FunctionType,
                                 infer_type, struct_fields, to_type)
 
 __all__ = [
-    "Backend", "ReferenceBackend", "VectorizedBackend", "backend", "get_backend",
+    "Backend", "Prepared", "prepare_population", "ReferenceBackend", "VectorizedBackend", "backend", "get_backend",
     "to_jax", "register_backend", "Ops", "evaluate", "executing",
     "param_types", "to_reference", "from_reference", "Computation", "FederatedComputation", "JaxComputation",
     "PolymorphicFederatedComputation",
@@ -71,4 +73,5 @@ __all__ = [
 
 # What a backend author needs beyond the user API (kept out of `fedjit.*`).
 BACKEND_API = ["register_backend", "Ops", "evaluate", "executing", "param_types",
-               "to_reference", "from_reference", "struct_fields", "build_container"]
+               "to_reference", "from_reference", "struct_fields", "build_container",
+               "Prepared", "prepare_population"]

@@ -21,6 +21,10 @@ ends in `get_backend().run(comp, args)`. What a backend must implement:
   with the pure passes of `core/compiler/` (e.g. fusing a client map with
   its aggregation); the rewritten nodes are intrinsics too.
 * For a `JaxComputation`: call `comp.fn` on the converted arguments.
+* Optionally `prepare(type_spec, value, what, client_ids)`: a value converted
+  ahead of the call that will take it (e.g. padded in a background thread
+  while the previous round runs), as a `Prepared`. The default converts
+  nothing.
 * `fedjit.core.register_backend(name, factory)` makes
   `with fedjit.backend(name, **options)` build `factory(**options)`.
 
@@ -40,7 +44,37 @@ import contextlib
 import contextvars
 from typing import Any, Callable
 
-__all__ = ["Backend", "backend", "get_backend", "register_backend"]
+__all__ = ["Backend", "Prepared", "backend", "get_backend", "register_backend"]
+
+
+class Prepared:
+  """A value converted ahead of a call by `Backend.prepare`.
+
+  Pass `value` to the computation in place of the Python value; call
+  `release()` (or leave a `with` block) once the call has returned, so the
+  backend can reuse the memory it holds.
+
+  Example:
+    >>> prepared = fedjit.get_backend().prepare(data_type, cohort, "client data")
+    >>> with prepared:
+    ...   result = trainer.next(state, prepared.value)
+  """
+
+  def __init__(self, value: Any, release: "Callable[[], None] | None" = None):
+    self.value = value
+    self._release = release
+
+  def release(self) -> None:
+    """Gives the backend back what the prepared value holds (idempotent)."""
+    release, self._release = self._release, None
+    if release is not None:
+      release()
+
+  def __enter__(self) -> "Prepared":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
 
 
 class Backend:
@@ -62,6 +96,21 @@ class Backend:
       np.float32(69.53334)
     """
     raise NotImplementedError
+
+  def prepare(self, type_spec: Any, value: Any, what: str = "",
+              client_ids: "list | None" = None) -> Prepared:
+    """`value` (of fedjit type `type_spec`) converted ahead of a call that
+    takes it; errors name a bad client by its id in `client_ids`. The
+    default converts nothing: the call checks and converts `value` itself.
+
+    Example:
+      >>> prepared = fedjit.get_backend().prepare(data_type, cohort, "client data",
+      ...                                         client_ids=chosen_ids)
+      >>> with prepared:
+      ...   state = trainer.next(state, prepared.value).state
+    """
+    del type_spec, what, client_ids
+    return Prepared(value)
 
 
 _FACTORIES: dict[str, Callable[..., Backend]] = {}

@@ -262,13 +262,17 @@ def _client_members(t: FederatedType, value: Any, what: str) -> list:
       f"{describe(value)}.")
 
 
-def client_what(what: str, i: int) -> str:
-  """How errors name client `i` of an argument described by `what`."""
-  return f"{what + ', ' if what else ''}client {i}"
+def client_what(what: str, i: int, client_ids: "list | None" = None) -> str:
+  """How errors name client `i` of an argument described by `what`: by its
+  id when the caller knows the clients' ids, else by its position."""
+  name = repr(client_ids[i]) if client_ids is not None else str(i)
+  return f"{what + ', ' if what else ''}client {name}"
 
 
-def placed_members(t: FederatedType, value: Any, xp, what: str):
-  """Returns (members, is_list) for a federated Python value."""
+def placed_members(t: FederatedType, value: Any, xp, what: str,
+                   client_ids: "list | None" = None):
+  """Returns (members, is_list) for a federated Python value; errors name a
+  bad client by its id in `client_ids` (or its position)."""
   if t.placement == CLIENTS and not t.all_equal:
     members = _client_members(t, value, what)
     if not members:
@@ -277,7 +281,7 @@ def placed_members(t: FederatedType, value: Any, xp, what: str):
           f"{' (' + what + ')' if what else ''}, got an empty list.")
     out = []
     for i, m in enumerate(members):
-      out.append(normalize(t.member, m, xp, client_what(what, i)))
+      out.append(normalize(t.member, m, xp, client_what(what, i, client_ids)))
     return out, True
   return normalize(t.member, value, xp, what), False
 

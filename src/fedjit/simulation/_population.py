@@ -14,9 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from fedjit.core._errors import FederatedTypeError
-from fedjit.core._placements import CLIENTS
-from fedjit.core._types import FederatedType, SequenceType, StructType, Type
+from fedjit.core import CLIENTS, FederatedType, SequenceType, StructType, prepare_population
 
 __all__ = ["Population"]
 
@@ -82,7 +80,6 @@ class Population:
   """
 
   def __init__(self, process: Any, client_data: Any):
-    from fedjit.core.backends.vectorized.cohorts import Population
     member = client_data_type(process)
     if hasattr(client_data, "client_ids") and hasattr(client_data, "create_dataset_for_client"):
       ids = list(client_data.client_ids)
@@ -100,17 +97,8 @@ class Population:
     if len(self._index) != len(ids):
       raise ValueError("Client ids must be unique.")
     self._ids = ids
-    try:
-      self._padded = Population(member, datasets)
-    except FederatedTypeError as e:
-      # The core names the client by position; name it by its id.
-      import re
-      found = re.search(r"client (\d+)", str(e))
-      if found is None or int(found.group(1)) >= len(ids):
-        raise
-      cid = ids[int(found.group(1))]
-      raise FederatedTypeError(str(e).replace(f"client {found.group(1)}", f"client {cid!r}",
-                                              1)) from None
+    # Errors name a bad client by its id.
+    self._padded = prepare_population(member, datasets, client_ids=ids)
     self.element_type = member.element
 
   @property

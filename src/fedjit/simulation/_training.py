@@ -375,11 +375,10 @@ class _Prefetcher:
     import fedjit
     self.process, self.client_data, self.ids = process, client_data, ids
     self.k, self.seed = clients_per_round, seed
-    backend = fedjit.get_backend()
-    self.enabled = isinstance(backend, fedjit.VectorizedBackend)
-    # Cohorts are padded ahead in another thread with the layouts of the
-    # backend that will run them (its shape policy).
-    self.shape_policy = backend.shape_policy if self.enabled else None
+    # Cohorts are prepared (padded) ahead in another thread by the backend
+    # that will run them, with its layouts (`Backend.prepare`).
+    self.backend = fedjit.get_backend()
+    self.enabled = isinstance(self.backend, fedjit.VectorizedBackend)
     self.pending: dict[int, concurrent.futures.Future] = {}
     self.pool = None
     self.population = None
@@ -395,29 +394,27 @@ class _Prefetcher:
     else:
       self.pool = concurrent.futures.ThreadPoolExecutor(1)
 
-  def _datasets(self, r: int) -> list:
-    chosen = sample_clients(self.ids, self.k, r, self.seed)
-    return [self.client_data.create_dataset_for_client(c) for c in chosen]
+  def _chosen(self, r: int) -> list:
+    return sample_clients(self.ids, self.k, r, self.seed)
 
   def _prepare(self, r: int):
-    from fedjit.core._buffers import BufferLease
-    from fedjit.core.backends.vectorized.conversions import to_vectorized
-    lease = BufferLease()
-    with lease:
-      return to_vectorized(self.data_type, self._datasets(r), "client data",
-                           policy=self.shape_policy), lease
+    chosen = self._chosen(r)
+    datasets = [self.client_data.create_dataset_for_client(c) for c in chosen]
+    return self.backend.prepare(self.data_type, datasets, "client data", client_ids=chosen)
 
   def take(self, r: int, ahead: int | None):
+    """Round r's client data, as a `fedjit.core.Prepared` (release it after
+    the round); prepares round `ahead`'s in the background."""
+    from fedjit.core import Prepared
     if not self.enabled:
-      return self._datasets(r), None
+      return Prepared([self.client_data.create_dataset_for_client(c) for c in self._chosen(r)])
     if self.population is not None:
-      chosen = sample_clients(self.ids, self.k, r, self.seed)
-      return self.population.cohort(chosen), None
+      return Prepared(self.population.cohort(self._chosen(r)))
     future = self.pending.pop(r, None)
-    data, lease = future.result() if future is not None else self._prepare(r)
+    prepared = future.result() if future is not None else self._prepare(r)
     if ahead is not None:
       self.pending[ahead] = self.pool.submit(self._prepare, ahead)
-    return data, lease
+    return prepared
 
   def close(self):
     if self.pool is not None:
@@ -433,7 +430,7 @@ def _name_the_client(error: Exception, process: Any, client_data: ClientData,
   process's client-data type, and the first that fails is reported with its
   id. Returns (so the caller re-raises `error`) when none fails alone.
   """
-  from fedjit.core import FederatedType, _values
+  from fedjit.core import FederatedType, check_value
   try:
     data_type = process.next.type_signature.parameter[1]
   except (AttributeError, IndexError, TypeError):
@@ -442,8 +439,8 @@ def _name_the_client(error: Exception, process: Any, client_data: ClientData,
     return
   for cid in client_ids:
     try:
-      _values.normalize(data_type.member, client_data.create_dataset_for_client(cid), np,
-                        f"client {cid!r}")
+      check_value(data_type.member, client_data.create_dataset_for_client(cid),
+                  f"client {cid!r}")
     except FederatedTypeError as e:
       raise e from error
 
@@ -744,14 +741,13 @@ def run_training(process: Any, client_data: ClientData, rounds: int, clients_per
         n = r + 1
         t0 = time.perf_counter()
         try:
-          data, lease = prepare.take(r, ahead=r + 1 if r + 1 < rounds else None)
-          result = process.next(state, data)
+          data = prepare.take(r, ahead=r + 1 if r + 1 < rounds else None)
+          with data:
+            result = process.next(state, data.value)
         except FederatedTypeError as e:
           cohort = sample_clients(ids, clients_per_round, r, seed)
           _name_the_client(e, process, client_data, cohort)
           raise
-        if lease is not None:
-          lease.release()
         state = result.state
         metrics = flatten_metrics(result.metrics)
         evals = {}

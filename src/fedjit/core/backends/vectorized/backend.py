@@ -32,7 +32,8 @@ import jax.numpy as jnp
 from fedjit.core import _buffers
 from fedjit.core._computations import (Computation, FederatedComputation, argument_what,
                                        executing, param_types)
-from fedjit.core._context import Backend, get_backend, register_backend
+from fedjit.core._context import Backend, Prepared, get_backend, register_backend
+from fedjit.core._types import to_type
 from fedjit.core.backends.common import num_clients_of
 from fedjit.core.backends.interpreter import evaluate
 from fedjit.core.backends.vectorized import streaming
@@ -40,6 +41,7 @@ from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vect
 from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, leading, unwrap, wrap,
                                                         raise_failed_checks)
 from fedjit.core.backends.vectorized.layouts import ShapePolicy
+from fedjit.core.backends.vectorized.loops import LoopPlan
 from fedjit.core.compiler import fuse_map_reduce
 
 __all__ = ["VectorizedBackend", "to_jax"]
@@ -151,6 +153,10 @@ class VectorizedBackend(Backend):
       return jax.local_devices()
     return list(self.devices) if self.devices else None
 
+  def loop_plan(self) -> LoopPlan:
+    """How this backend's client loops run (`loops.LoopPlan`)."""
+    return LoopPlan(self.client_map, self.chunk_size, self.resolved_devices())
+
   def _key(self):
     devices = self.resolved_devices()
     return ("vectorized", self.client_map, self.chunk_size,
@@ -188,6 +194,23 @@ class VectorizedBackend(Backend):
     state.entries.clear()
     state.shape_policy.clear()
 
+  def prepare(self, type_spec, value, what: str = "", client_ids=None) -> Prepared:
+    """`value` padded and stacked ahead of the call that takes it (a Cohort
+    for `{T}@CLIENTS`), with this configuration's sticky layouts; the padded
+    buffers are reused after `release()`. Thread-safe: `run_training` pads
+    the next round's cohort in a background thread.
+
+    Example:
+      >>> prepared = fedjit.get_backend().prepare(data_type, cohort, "client data")
+      >>> with prepared:
+      ...   state = trainer.next(state, prepared.value).state
+    """
+    lease = _buffers.BufferLease()
+    with lease:
+      rep = to_vectorized(to_type(type_spec), value, what, policy=self.shape_policy,
+                          client_ids=client_ids)
+    return Prepared(rep, lease.release)
+
   def trace(self, comp: Computation, reps: list):
     """Runs `comp` on vectorized representations (inside or outside jit).
 
@@ -205,9 +228,9 @@ class VectorizedBackend(Backend):
     with executing():
       if isinstance(comp, FederatedComputation):
         n = num_clients_of(types, reps, leading)
-        ops = VectorizedOps(n, self.client_map, self.chunk_size, self.resolved_devices())
+        ops = VectorizedOps(n, self.loop_plan())
         graph = self._state().entry(comp).fused(comp)
-        out = evaluate(graph, [wrap(t, r) for t, r in zip(types, reps)], ops)
+        out = evaluate(graph, [wrap(t, r, n) for t, r in zip(types, reps)], ops)
         return unwrap(ops, comp.type_signature.result, out), ops.checks
       return comp.fn(*reps), []
 

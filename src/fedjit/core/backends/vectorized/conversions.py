@@ -1,6 +1,7 @@
-"""Python values to and from the vectorized backend's arrays (`to_vectorized`,
-`from_vectorized`): `{T}@CLIENTS` values get a leading client axis, sequences
-are padded (`layouts.pad_clients` for cohorts passed as lists)."""
+"""Python values to and from the vectorized backend's representation
+(`to_vectorized`, `from_vectorized`): a `{T}@CLIENTS` argument becomes a
+`cohorts.Cohort` (datasets padded by `layouts.pad_clients`), results come back
+as lists of client values."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from fedjit.core._buffers import aligned_zeros
 from fedjit.core._errors import FederatedTypeError
 from fedjit.core._padding import pad_sequences
 from fedjit.core._placements import CLIENTS
-from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import (FederatedType, SequenceType, StructType, Type, build_container,
                                 has_federated, struct_fields, tensor_types)
 from fedjit.core._values import normalize, placed_members, to_numpy
-from fedjit.core.backends.vectorized.cohorts import (BucketedSequence, GatheredSequence,
-                                                     check_prepared)
+from fedjit.core.backends.vectorized.cohorts import Cohort, check_prepared
 from fedjit.core.backends.vectorized.layouts import ShapePolicy, pad_clients
 
 __all__ = ["from_vectorized", "to_vectorized"]
@@ -64,30 +63,31 @@ def _vec_member(t: Type, normalized: Any, xp=np) -> Any:
 
 
 def to_vectorized(t: Type, value: Any, what: str = "", xp=np,
-                  policy: "ShapePolicy | None" = None) -> Any:
+                  policy: "ShapePolicy | None" = None, client_ids: "list | None" = None) -> Any:
   """Python value -> vectorized representation (a pytree of arrays).
 
-  `{T}@CLIENTS` values get a leading client axis; sequences are padded.
-  Cohorts of client datasets are padded with `policy`'s remembered layouts
-  (`layouts.pad_clients`; the backend's `shape_policy`), or on their own
-  with None.
+  A `{T}@CLIENTS` value becomes a `Cohort` (an all-equal one stays one
+  value); sequences are padded. Cohorts of client datasets are padded with
+  `policy`'s remembered layouts (`layouts.pad_clients`; the backend's
+  `shape_policy`), or on their own with None. Errors name a bad client by
+  its id in `client_ids` (or its position).
   """
   if isinstance(t, FederatedType):
-    if isinstance(value, (PaddedSequence, BucketedSequence, GatheredSequence)):
+    if isinstance(value, Cohort):
       check_prepared(t, value, what)
       return value  # already padded (prepared ahead, e.g. by run_training)
-    members, is_list = placed_members(t, value, xp, what)
-    if not is_list:
+    members, is_list = placed_members(t, value, xp, what, client_ids)
+    if not is_list:  # one value (at SERVER, or all-equal at CLIENTS)
       return _vec_member(t.member, members, xp)
     if isinstance(t.member, SequenceType):
       if xp is np:
         return pad_clients(t.member.element, members, policy)
-      return pad_sequences(t.member.element, members, xp)
+      return Cohort.stacked(pad_sequences(t.member.element, members, xp), len(members))
     _check_same_shapes(t, members, what)
-    return _stack(members, xp)
+    return Cohort.stacked(_stack(members, xp), len(members))
   if isinstance(t, StructType) and has_federated(t):
     fields = struct_fields(t, value)
-    return build_container(t, [to_vectorized(ft, v, what, xp, policy)
+    return build_container(t, [to_vectorized(ft, v, what, xp, policy, client_ids)
                                for ft, v in zip(t.types(), fields)])
   return _vec_member(t, normalize(t, value, xp, what), xp)
 

@@ -15,23 +15,25 @@ from fedjit.core.backends.common import (bound_check_message, constant_value, fi
                                          max_of_bitwidth, need_clients, range_message,
                                          rebuild, select_key_message, tensor_leaves_of)
 from fedjit.core.backends.interpreter import Ops, select_field
-from fedjit.core.backends.vectorized.cohorts import (BucketedClients, BucketedSequence, Clients,
-                                                     GatheredSequence, LazyRows, flags_like,
-                                                     resolve, scatter)
-from fedjit.core.backends.vectorized.loops import ClientLoops
+from fedjit.core.backends.vectorized.cohorts import Bucket, Cohort, zip_buckets
+from fedjit.core.backends.vectorized.loops import LoopPlan, client_loop, sharded_loop, tree_add
 
 __all__ = ["VectorizedOps", "raise_failed_checks"]
 
 
-class VectorizedOps(ClientLoops, Ops):
-  """Implements intrinsics on arrays with a leading client axis (under jit)."""
+class VectorizedOps(Ops):
+  """Implements intrinsics over cohorts (`cohorts.Cohort`), traced under jit.
 
-  def __init__(self, num_clients: int | None, client_map: str, chunk_size: int | None,
-               devices: list | None = None):
+  Every client-side intrinsic runs through `loops.client_loop`, as `plan`
+  (a `loops.LoopPlan`) says. `stream` (or None) is the stage of a streamed
+  round (`streaming.Stage`), which takes over the fused map-reduces it
+  streams.
+  """
+
+  def __init__(self, num_clients: int | None, plan: LoopPlan, stream=None):
     self.n = num_clients
-    self.client_map = client_map
-    self.chunk_size = chunk_size
-    self.devices = devices if devices and len(devices) > 1 else None
+    self.plan = plan
+    self.stream = stream
     # Conditions checked once the program has run (a secure sum's inputs in
     # range, say): (message(client, value, bound), (ok, client, value, bound)).
     self.checks: list = []
@@ -47,74 +49,133 @@ class VectorizedOps(ClientLoops, Ops):
     if isinstance(source_type, FederatedType):
       st = source_type.member
       if source_type.placement == CLIENTS:
-        if isinstance(value, BucketedClients):
-          return BucketedClients([Clients(select_field(st, p.value, index),
-                                          select_field(st, p.mapped, index))
-                                  for p in value.parts], value.positions, value.valid, value.n)
-        return Clients(select_field(st, value.value, index),
-                       select_field(st, value.mapped, index))
+        return value.map_buckets(lambda b: b.with_source(select_field(st, b.source, index),
+                                                         select_field(st, b.mapped, index)))
       return select_field(st, value, index)
     return select_field(source_type, value, index)
 
   def federated_value(self, node, v):
     if node.type.placement == SERVER:
       return v
-    return Clients(v, flags_like(v, False))
+    return Cohort.uniform(v, self.n)
 
   def federated_broadcast(self, node, v):
-    return Clients(v, flags_like(v, False))
+    return Cohort.uniform(v, self.n)
 
   def federated_zip(self, node, v):
     st = node.type.member
     fields = struct_fields(st, v)
     if node.type.placement == SERVER:
       return v
-    bucketed = [c for c in fields if isinstance(c, BucketedClients)]
-    if bucketed:
-      ref = bucketed[0]
-      fields = [c if not isinstance(c, BucketedClients) or c.positions is ref.positions
-                else self._plain(c) for c in fields]
-      parts = []
-      for k, pos in enumerate(ref.positions):
-        here = [c.parts[k] if isinstance(c, BucketedClients) else self._gather(c, pos)
-                for c in fields]
-        parts.append(Clients(build_container(st, [c.value for c in here]),
-                             build_container(st, [c.mapped for c in here])))
-      return BucketedClients(parts, ref.positions, ref.valid, ref.n)
-    return Clients(build_container(st, [c.value for c in fields]),
-                   build_container(st, [c.mapped for c in fields]))
+    # The fields in the buckets of the one with the most buckets (the others
+    # are taken at its clients' positions; see `Cohort.like`).
+    ref = max(fields, key=lambda c: (len(c.buckets), not c.is_uniform))
+    fields = [c.like(ref) for c in fields]
+    buckets = [zip_buckets(list(parts), lambda xs: build_container(st, xs))
+               for parts in zip(*[c.buckets for c in fields])]
+    return Cohort(buckets, ref.num_clients)
+
+  def _width(self, fn, bucket: Bucket) -> int:
+    return self.plan.width(fn.batchable, bucket.size)
 
   def federated_map(self, node, v):
     fn = node.attrs["fn"]
     if node.type.placement == SERVER:
       return fn.invoke(v)
-    if isinstance(v, BucketedClients):
-      outs = [self._materialize(self._map_clients(fn, p), "federated_map") for p in v.parts]
-      out = scatter(outs, v.positions, v.n)
-      return Clients(out, flags_like(out, True))
-    return self._map_clients(fn, v)
+    if v.is_uniform:  # all clients alike: computed once
+      return Cohort.uniform(fn.invoke(v.buckets[0].source), v.num_clients)
+    out = []
+    for b in v.buckets:
+      results = client_loop(fn.invoke, b, self._width(fn, b))
+      out.append(Bucket(results, True, None, b.positions, b.valid))
+    return Cohort(out, v.num_clients)
 
   def fused_map_reduce(self, node, v):
-    """federated_map + aggregations of its results, as one loop over clients
+    """federated_map + aggregations of its results, as one client loop
     carrying running sums (see `compiler/fusion.py`)."""
-    if isinstance(v, Clients) and self.n is None and not any(
-        jax.tree_util.tree_leaves(v.mapped)):
+    if self.stream is not None:
+      out = self.stream.fused_map_reduce(self, node, v)
+      if out is not NotImplemented:
+        return out
+    if v.is_uniform and self.n is None:
       # No {T}@CLIENTS argument: all clients alike, their number unknown. As
       # unfused, an unweighted mean is the value itself; the rest need n.
       for kind, _, wpath in node.attrs["reductions"]:
         if kind != "federated_mean" or wpath is not None:
           need_clients(None, kind if wpath is None else "federated_mean with weights")
-      totals = self._contributions(node)(node.attrs["fn"].invoke(resolve(v.value)))
-      return self._fused_finish(node, v, totals)
-    return self._fused_finish(node, v, self._fused_partials(node, v))
+      totals = self._contributions(node)(node.attrs["fn"].invoke(v.buckets[0].source))
+      return self.fused_finish(node, v, totals)
+    return self.fused_finish(node, v, self.fused_partials(node, v))
+
+  def _contributions(self, node):
+    """client result -> its terms of every reduction of a fused node."""
+    result_type = node.attrs["fn"].type_signature.result
+
+    def contributions(out):
+      parts = []
+      for kind, vpath, wpath in node.attrs["reductions"]:
+        value = _at(result_type, out, vpath)
+        if kind == "federated_sum":
+          parts.append(value)
+        else:
+          w = jnp.float32(1.0) if wpath is None else _at(result_type, out, wpath)
+          w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
+          # float32 sums, or float64 for 64-bit values (in 64-bit mode).
+          parts.append((jax.tree_util.tree_map(lambda x: _weighted(w, x), value), w))
+      return parts
+    return contributions
+
+  def fused_partials(self, node, v: Cohort):
+    """The running sums of a fused node over the clients of `v` (not yet
+    divided by the weights); filler slots (`valid` 0) add nothing."""
+    fn = node.attrs["fn"]
+    contributions = self._contributions(node)
+
+    def per_client(member):
+      return contributions(fn.invoke(member))
+    if v.is_uniform:
+      n = need_clients(self.n, "federated_map")
+      return jax.tree_util.tree_map(lambda x: x * n, per_client(v.buckets[0].source))
+    totals = None
+    for b in v.buckets:
+      zero = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                    jax.eval_shape(per_client, b.member_shapes()))
+      if self.plan.devices is not None:
+        part = sharded_loop(per_client, b, self.plan, fn.batchable, _masked_sum, zero)
+      else:
+        part = client_loop(per_client, b, self._width(fn, b), _masked_sum, zero)
+      totals = part if totals is None else tree_add(totals, part)
+    return totals
+
+  def fused_finish(self, node, v: Cohort, totals):
+    """The results of a fused node's reductions from its running sums."""
+    fn = node.attrs["fn"]
+    result_type = fn.type_signature.result
+    out_shape = jax.eval_shape(fn.invoke, v.buckets[0].member_shapes())
+    results = []
+    for (kind, vpath, _), total in zip(node.attrs["reductions"], totals):
+      dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
+      if kind == "federated_sum":
+        results.append(jax.tree_util.tree_map(lambda t, d: t.astype(d), total, dtypes))
+      else:
+        weighted, weight = total
+        results.append(jax.tree_util.tree_map(lambda t, d: (t / weight).astype(d),
+                                              weighted, dtypes))
+    return build_container(node.type, results)
+
+  def _in_order(self, v: Cohort, what: str):
+    """Every client's value of `v`, stacked in cohort order."""
+    if v.is_uniform:
+      need_clients(self.n if v.num_clients is None else v.num_clients, what)
+    return v.in_order()
 
   def federated_mean(self, node, v, w=None):
-    v = self._plain(v)
+    b = v.plain().buckets[0]
     if w is None:
       def leaf(x, f):
         return jnp.mean(x, axis=0).astype(x.dtype) if f else x
-      return jax.tree_util.tree_map(leaf, v.value, v.mapped)
-    w = self._materialize(w, "federated_mean")
+      return jax.tree_util.tree_map(leaf, b.source, b.mapped)
+    w = self._in_order(w, "federated_mean")
 
     def wleaf(x, f):
       if not f:
@@ -123,16 +184,16 @@ class VectorizedOps(ClientLoops, Ops):
       dtype = jnp.promote_types(jnp.promote_types(x.dtype, w.dtype), jnp.float32)
       weights = w.astype(dtype)
       return (jnp.tensordot(weights, x.astype(dtype), axes=1) / jnp.sum(weights)).astype(x.dtype)
-    return jax.tree_util.tree_map(wleaf, v.value, v.mapped)
+    return jax.tree_util.tree_map(wleaf, b.source, b.mapped)
 
   def federated_sum(self, node, v):
-    v = self._plain(v)
+    b = v.plain().buckets[0]
 
     def leaf(x, f):
       if f:
         return jnp.sum(x, axis=0).astype(x.dtype)
       return (x * need_clients(self.n, "federated_sum")).astype(x.dtype)
-    return jax.tree_util.tree_map(leaf, v.value, v.mapped)
+    return jax.tree_util.tree_map(leaf, b.source, b.mapped)
 
   def _check(self, ok, client, value, bound, message):
     """Records a condition checked when the program has run: `message`
@@ -140,54 +201,52 @@ class VectorizedOps(ClientLoops, Ops):
     self.checks.append((message, (jnp.asarray(ok), jnp.asarray(client, jnp.int32),
                                   jnp.asarray(value), jnp.asarray(bound))))
 
-  def _reduce_clients(self, v, op, what):
-    v = self._plain(v)
+  def _reduce_clients(self, v, op):
+    b = v.plain().buckets[0]
 
     def leaf(x, f):
       if f:
         return op(x, axis=0).astype(x.dtype)
       return x  # all clients hold it
-    return jax.tree_util.tree_map(leaf, v.value, v.mapped)
+    return jax.tree_util.tree_map(leaf, b.source, b.mapped)
 
   def federated_min(self, node, v):
-    return self._reduce_clients(v, jnp.min, "federated_min")
+    return self._reduce_clients(v, jnp.min)
 
   def federated_max(self, node, v):
-    return self._reduce_clients(v, jnp.max, "federated_max")
+    return self._reduce_clients(v, jnp.max)
 
   def federated_eval(self, node):
     # A jax computation is deterministic: one evaluation stands for every
-    # client's (not mapped: all clients hold it).
+    # client's (all clients hold it).
     out = node.attrs["fn"].invoke(None)
     if node.type.placement == SERVER:
       return out
-    return Clients(out, flags_like(out, False))
+    return Cohort.uniform(out, self.n)
 
   def federated_select(self, node, keys, max_key, server):
     fn = node.attrs["fn"]
-    keys = self._materialize(keys, "federated_select")  # [n, N]
+    keys = self._in_order(keys, "federated_select")  # [n, N]
     n, num = keys.shape
     flat = keys.reshape((n * num,))
     bad = (flat < 0) | (flat > max_key)
     first = jnp.argmax(bad)
     self._check(~jnp.any(bad), first // max(num, 1), flat[first], max_key, select_key_message)
-    one = lambda k: fn.invoke((server, k))
-    if self._strategy() == "vmap" and fn.batchable:
-      out = jax.vmap(one)(flat)
-    else:
-      out = jax.lax.map(one, flat, batch_size=self.chunk_size if fn.batchable else None)
+    # One call per (client, key), through the client loop.
+    by_key = Bucket(flat, True)
+    out = client_loop(lambda k: fn.invoke((server, k)), by_key, self._width(fn, by_key))
     data = jax.tree_util.tree_map(lambda x: x.reshape((n, num) + x.shape[1:]), out)
     element = node.type.member.element
     mask_shape = (n, num)
     if is_batched(element):
       mask_shape += (jax.tree_util.tree_leaves(data)[0].shape[2],)
     seq = PaddedSequence(data, jnp.ones(mask_shape, jnp.float32), element, full=True)
-    return Clients(seq, flags_like(seq, True))
+    return Cohort.stacked(seq, n)
 
   def _secure(self, node, v, bound):
     name = node.attrs["name"]
     member = node.type.member
-    x = self._materialize(v, name)
+    x = self._in_order(v, name)
     leaves = tensor_leaves_of(member, x)
     bounds = [jnp.reshape(b, ()) for b in bound]
     out = []
@@ -234,50 +293,71 @@ class VectorizedOps(ClientLoops, Ops):
 
   def federated_aggregate(self, node, v, zero):
     # The first ceil(n/2) clients and the rest are accumulated separately,
-    # each from `zero`, and merged (as on the reference backend).
-    x = self._materialize(v, "federated_aggregate")
+    # each from `zero`, one client at a time through the client loop, and
+    # merged (as on the reference backend).
+    x = self._in_order(v, "federated_aggregate")
     n = need_clients(self.n, "federated_aggregate")
     acc_fn = node.attrs["accumulate"]
     zero = jax.tree_util.tree_map(jnp.asarray, zero)
 
-    def body(acc, xi):
-      return like(acc_fn.invoke((acc, xi)), acc, "federated_aggregate's accumulate"), None
+    def fold(acc, xs, ok):  # xs: one client's value (a block of one)
+      member = jax.tree_util.tree_map(lambda a: a[0], xs)
+      return like(acc_fn.invoke((acc, member)), acc, "federated_aggregate's accumulate")
 
-    def fold(part):
-      return jax.lax.scan(body, zero, part)[0]
+    def fold_part(part):
+      return client_loop(lambda member: member, Bucket(part, True), 1, fold, zero)
     half = first_group(n)
-    acc = fold(jax.tree_util.tree_map(lambda a: a[:half], x))
+    acc = fold_part(jax.tree_util.tree_map(lambda a: a[:half], x))
     if half < n:
-      rest = fold(jax.tree_util.tree_map(lambda a: a[half:], x))
+      rest = fold_part(jax.tree_util.tree_map(lambda a: a[half:], x))
       acc = like(node.attrs["merge"].invoke((acc, rest)), acc, "federated_aggregate's merge")
     return node.attrs["report"].invoke(acc)
 
 
-def wrap(t: Type, rep):
+def _masked_sum(carry, results, valid):
+  """carry + the sum of a block of clients' results, filler (valid 0) left out."""
+  if valid is not None:
+    results = jax.tree_util.tree_map(
+        lambda p: jnp.where(valid.reshape((-1,) + (1,) * (p.ndim - 1)) > 0, p,
+                            jnp.zeros_like(p)), results)
+  return tree_add(carry, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), results))
+
+
+def _weighted(w, x):
+  """w * x in float32, or in float64 for 64-bit values (in 64-bit mode)."""
+  dtype = jnp.promote_types(jnp.promote_types(w.dtype, x.dtype), jnp.float32)
+  return w.astype(dtype) * x.astype(dtype)
+
+
+def _at(t: Type, value, path):
+  """The part of `value` (of type `t`) at a path of field indices."""
+  for i in path:
+    value = select_field(t, value, i)
+    t = t.types()[i]
+  return value
+
+
+def wrap(t: Type, rep, n: int | None):
+  """A program argument as the interpreter's value: `{T}@CLIENTS` values are
+  Cohorts already (`conversions.to_vectorized`); an all-equal one becomes a
+  Cohort of one value for all."""
   if isinstance(t, FederatedType):
-    if t.placement == CLIENTS:
-      if isinstance(rep, BucketedSequence):
-        return BucketedClients([Clients(p, flags_like(p, True)) for p in rep.parts],
-                               rep.positions, rep.valid, rep.num_clients)
-      if isinstance(rep, GatheredSequence):
-        # Each part holds the population (not mapped) and the cohort's rows
-        # of it (mapped): a client's data is read where it is used.
-        parts = [Clients(LazyRows(pop, i), LazyRows(flags_like(pop, False), True))
-                 for pop, i in zip(rep.populations, rep.indices)]
-        return BucketedClients(parts, rep.positions, rep.valid, rep.num_clients)
-      return Clients(rep, flags_like(rep, not t.all_equal))
+    if t.placement == CLIENTS and not isinstance(rep, Cohort):
+      return Cohort.uniform(rep, n)
     return rep
   if isinstance(t, StructType) and has_federated(t):
-    return build_container(t, [wrap(ft, r) for ft, r in zip(t.types(), struct_fields(t, rep))])
+    return build_container(t, [wrap(ft, r, n) for ft, r in zip(t.types(), struct_fields(t, rep))])
   return rep
 
 
 def unwrap(ops: VectorizedOps, t: Type, val):
+  """The interpreter's result as the program's: `{T}@CLIENTS` values stacked
+  in cohort order (an all-equal one as its one value)."""
   if isinstance(t, FederatedType):
     if t.placement == CLIENTS:
       if t.all_equal:
-        return val.value
-      return ops._materialize(val, "returning a CLIENTS value")
+        return val.buckets[0].source
+      return ops._in_order(val, "returning a CLIENTS value")  # pylint: disable=protected-access
     return val
   if isinstance(t, StructType) and has_federated(t):
     return build_container(t, [unwrap(ops, ft, v) for ft, v in zip(t.types(), struct_fields(t, val))])
@@ -285,10 +365,8 @@ def unwrap(ops: VectorizedOps, t: Type, val):
 
 
 def leading(rep) -> int:
-  if isinstance(rep, (BucketedSequence, GatheredSequence)):
-    return rep.num_clients
-  leaves = jax.tree_util.tree_leaves(rep)
-  return int(jnp.shape(leaves[0])[0])
+  """The number of clients of a `{T}@CLIENTS` argument (a Cohort)."""
+  return rep.num_clients
 
 
 def raise_failed_checks(messages: list, checks: list) -> None:

@@ -16,7 +16,7 @@ from fedjit.core._padding import (bucket_size, flatten_elements, grown_sizes,
                                   max_leaf_sizes, pad_sequences, pow2)
 from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import Type, tensor_types
-from fedjit.core.backends.vectorized.cohorts import BucketedSequence
+from fedjit.core.backends.vectorized.cohorts import Bucket, Cohort
 
 __all__ = ["MIN_BUCKETED_COHORT", "ShapePolicy", "pad_clients"]
 
@@ -213,12 +213,14 @@ def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | 
   `policy` remembers the layouts of past cohorts (below); None pads the
   cohort on its own, remembering nothing.
 
-  * Clients of equal length: one PaddedSequence, exactly that long.
+  Returns a `cohorts.Cohort`:
+
+  * Clients of equal length: one bucket, exactly that long.
   * Otherwise lengths are rounded up to powers of two (few distinct shapes,
     so few compilations; padded steps are skipped, not computed). Cohorts
     of at least 64 clients are split into one bucket per rounded length —
     buckets with few clients join the next longer one — so a few large
-    clients do not make every client as large: a BucketedSequence.
+    clients do not make every client as large (a Cohort of several buckets).
 
   Layouts of cohorts of at least 64 clients are sticky, so that rounds with
   different random cohorts reuse one compiled program: for each (element
@@ -249,9 +251,11 @@ def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | 
   lengths = [len(c) for c in clients]
   if len(clients) < MIN_BUCKETED_COHORT:
     if len(set(lengths)) == 1:
-      return pad_sequences(element_type, clients, num_elements=max(lengths[0], 1))
-    return pad_sequences(element_type, clients,
-                         num_elements=max(pow2(max(n, 1)) for n in lengths))
+      padded = pad_sequences(element_type, clients, num_elements=max(lengths[0], 1))
+    else:
+      padded = pad_sequences(element_type, clients,
+                             num_elements=max(pow2(max(n, 1)) for n in lengths))
+    return Cohort.stacked(padded, len(clients))
   leaf_types = tensor_types(element_type)
   flat = flatten_elements(element_type, clients)
   sizes = max_leaf_sizes(leaf_types, flat)
@@ -265,9 +269,10 @@ def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | 
     memory.leaf_sizes = sizes
   members = layout.assign(lengths)
   if len(layout.counts) == 1 and layout.counts[0] == len(clients):
-    return pad_sequences(element_type, clients, num_elements=layout.lengths[0], leaf_sizes=sizes,
-                         flat=flat)
-  parts, positions, valid = [], [], []
+    padded = pad_sequences(element_type, clients, num_elements=layout.lengths[0],
+                           leaf_sizes=sizes, flat=flat)
+    return Cohort.stacked(padded, len(clients))
+  buckets = []
   for n, count, chosen in zip(layout.lengths, layout.counts, members):
     chosen = sorted(chosen)
     padded = [clients[i] for i in chosen] + [[] for _ in range(count - len(chosen))]
@@ -275,11 +280,11 @@ def pad_clients(element_type: Type, clients: list[list], policy: "ShapePolicy | 
                          flat=[flat[i] for i in chosen] + [[]] * (count - len(chosen)))
     # Not `full` even when it happens to be, so that the shapes (and static
     # flags) of a reused layout are those of every round.
-    parts.append(PaddedSequence(part.data, part.mask, element_type, full=False))
+    part = PaddedSequence(part.data, part.mask, element_type, full=False)
+    # Filler slots (empty datasets): position len(clients), valid 0.
     pos = np.full(count, len(clients), np.int32)
     pos[:len(chosen)] = chosen
-    positions.append(pos)
     flags = np.zeros(count, np.float32)
     flags[:len(chosen)] = 1.0
-    valid.append(flags)
-  return BucketedSequence(parts, positions, valid, len(clients), element_type)
+    buckets.append(Bucket(part, True, None, pos, flags))
+  return Cohort(buckets, len(clients))

@@ -1,10 +1,12 @@
-"""The vectorized backend's loops over clients: mapping a client computation over a
-cohort, and the fused map-reduce loops that carry running sums (sequential,
-chunked with vmap, all at once, or split across devices with `shard_map`).
+"""The one client loop of the vectorized backend (`client_loop`), and the plan
+(`LoopPlan`) that says how it runs: clients one after another, in vmapped
+blocks, all at once, or split across devices.
 
-`ClientLoops` is mixed into `VectorizedOps` (`intrinsics.py`), whose
-constructor sets `n` (clients, or None), `client_map`, `chunk_size` and
-`devices` (None for one device).
+Every intrinsic that runs something per client goes through `client_loop`:
+`federated_map` (results stacked), the fused map-reduce (running sums),
+`federated_aggregate` (a fold, one client at a time), `federated_select`
+(one call per key) and, chunk by chunk, a streamed round. The strategy is
+resolved in one place, `LoopPlan.width`.
 """
 
 from __future__ import annotations
@@ -13,231 +15,160 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedjit.core._types import Type
-from fedjit.core.backends.common import need_clients
-from fedjit.core.backends.interpreter import select_field
-from fedjit.core.backends.vectorized.cohorts import (BucketedClients, Clients, client_view,
-                                                     flags_like, has_lazy, resolve, scatter)
-from fedjit.core._types import build_container
+from fedjit.core.backends.vectorized.cohorts import Bucket
 
-__all__ = ["ClientLoops"]
+__all__ = ["LoopPlan", "client_loop", "tree_add"]
 
 
-class ClientLoops:
-  """The client loops of `VectorizedOps` (see the module docstring)."""
+class LoopPlan:
+  """How client loops run, from the backend's settings.
 
-  def _strategy(self) -> str:
-    if self.client_map == "auto":
-      return "map" if jax.default_backend() == "cpu" else "vmap"
-    return self.client_map
+  Args:
+    client_map: "map" (clients in sequence, or in vmapped blocks of
+      `chunk_size`), "vmap" (all clients of a bucket at once), or "auto"
+      ("map" on CPU, "vmap" elsewhere).
+    chunk_size: clients per vmapped block with "map" (None: one at a time).
+    devices: devices to split reductions over clients across (None: one).
 
-  def _plain(self, c):
-    """A BucketedClients value as one Clients value (clients in cohort order)."""
-    if not isinstance(c, BucketedClients):
-      return c
-    stacked = [self._materialize(Clients(resolve(p.value), flags_like(resolve(p.value), True))
-                                 if has_lazy(p.value) else p, "bucketed clients")
-               for p in c.parts]
-    value = scatter(stacked, c.positions, c.n)
-    return Clients(value, flags_like(value, True))
+  Example:
+    >>> LoopPlan("map", 4, None).width(batchable=True, slots=10)
+    4
+  """
 
-  def _materialize(self, c, what: str):
-    c = self._plain(c)
-    n = None
+  def __init__(self, client_map: str, chunk_size: int | None, devices: list | None = None):
+    if client_map == "auto":
+      client_map = "map" if jax.default_backend() == "cpu" else "vmap"
+    self.client_map = client_map
+    self.chunk_size = chunk_size
+    self.devices = list(devices) if devices and len(devices) > 1 else None
 
-    def leaf(x, f):
-      nonlocal n
-      if f:
-        return x
-      n = need_clients(self.n, what)
-      return jnp.broadcast_to(x, (n,) + jnp.shape(x))
-    return jax.tree_util.tree_map(leaf, c.value, c.mapped)
-
-  def _gather(self, c: Clients, positions) -> Clients:
-    """The clients of `c` at `positions` (filler positions clip to the last)."""
-    index = jnp.minimum(positions, self.n - 1)
-    return Clients(jax.tree_util.tree_map(lambda x, m: x[index] if m else x, c.value, c.mapped),
-                   c.mapped)
-
-  def _map_clients(self, fn, v: Clients) -> Clients:
-    leaves, treedef = jax.tree_util.tree_flatten(v.value)
-    flags = jax.tree_util.tree_leaves(v.mapped)
-    if not any(flags):
-      out = fn.invoke(v.value)
-      return Clients(out, flags_like(out, False))
-    if self._strategy() == "vmap" and fn.batchable:
-      axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
-      out = jax.vmap(lambda member: fn.invoke(resolve(member)), in_axes=(axes,))(v.value)
-    else:
-      mapped = [l for l, f in zip(leaves, flags) if f]
-
-      def one(xs):
-        it = iter(xs)
-        full = [next(it) if f else l for l, f in zip(leaves, flags)]
-        return fn.invoke(resolve(jax.tree_util.tree_unflatten(treedef, full)))
-      batch = self.chunk_size if fn.batchable else None
-      if batch is None:
-        # One client after another, each reading its data where it is used.
-        num = jnp.shape(mapped[0])[0]
-        out = jax.lax.map(lambda i: fn.invoke(client_view(v.value, v.mapped, i)),
-                          jnp.arange(num))
-      else:
-        out = jax.lax.map(one, mapped, batch_size=batch)
-    return Clients(out, flags_like(out, True))
-
-  def _contributions(self, node):
-    """client result -> its terms of every reduction of a fused node."""
-    result_type = node.attrs["fn"].type_signature.result
-
-    def contributions(out):
-      parts = []
-      for kind, vpath, wpath in node.attrs["reductions"]:
-        value = _at(result_type, out, vpath)
-        if kind == "federated_sum":
-          parts.append(value)
-        else:
-          w = jnp.float32(1.0) if wpath is None else _at(result_type, out, wpath)
-          w = w.astype(jnp.promote_types(w.dtype, jnp.float32))
-          # float32 sums, or float64 for 64-bit values (in 64-bit mode).
-          parts.append((jax.tree_util.tree_map(lambda x: _weighted(w, x), value), w))
-      return parts
-    return contributions
-
-  def _fused_partials(self, node, v, keep=None):
-    """The running sums of a fused node over the clients of `v` (not yet
-    divided by the weights). `keep` (one 0/1 flag per client of `v`, or
-    None) leaves out the clients flagged 0."""
-    fn = node.attrs["fn"]
-    contributions = self._contributions(node)
-    if isinstance(v, BucketedClients):
-      parts, valids = v.parts, list(v.valid)
-      if keep is not None:  # filler positions (== n) are out of range: kept 0
-        flags = jnp.concatenate([keep, jnp.zeros((1,), keep.dtype)])
-        valids = [ok * flags[jnp.minimum(pos, v.n)] for ok, pos in zip(valids, v.positions)]
-    else:
-      parts, valids = [v], [keep]
-    totals = None
-    for part, valid in zip(parts, valids):
-      if self.devices is not None and any(jax.tree_util.tree_leaves(part.mapped)):
-        part_totals = self._sharded_totals(fn, part, contributions, valid)
-      else:
-        part_totals = self._fused_totals(fn, part, contributions, valid)
-      totals = part_totals if totals is None else tree_add(totals, part_totals)
-    return totals
-
-  def _fused_finish(self, node, v, totals):
-    """The results of a fused node's reductions from its running sums."""
-    fn = node.attrs["fn"]
-    result_type = fn.type_signature.result
-    first = v.parts[0] if isinstance(v, BucketedClients) else v
-    leaves, treedef = jax.tree_util.tree_flatten(first.value)
-    flags = jax.tree_util.tree_leaves(first.mapped)
-    member = jax.tree_util.tree_unflatten(treedef, [
-        jax.ShapeDtypeStruct(jnp.shape(l)[1:] if f else jnp.shape(l), l.dtype)
-        for l, f in zip(leaves, flags)])
-    out_shape = jax.eval_shape(lambda m: fn.invoke(resolve(m)), member)
-    results = []
-    for (kind, vpath, _), total in zip(node.attrs["reductions"], totals):
-      dtypes = jax.tree_util.tree_map(lambda x: x.dtype, _at(result_type, out_shape, vpath))
-      if kind == "federated_sum":
-        results.append(jax.tree_util.tree_map(lambda t, d: t.astype(d), total, dtypes))
-      else:
-        weighted, weight = total
-        results.append(jax.tree_util.tree_map(lambda t, d: (t / weight).astype(d),
-                                              weighted, dtypes))
-    return build_container(node.type, results)
-
-  def _sharded_totals(self, fn, v: Clients, contributions, valid):
-    """`_fused_totals` with the clients split across devices: each device
-    loops over its share, then the partial sums are added (`psum`)."""
-    from jax.sharding import Mesh, PartitionSpec as P
-    mesh = Mesh(np.array(self.devices), ("clients",))
-    d = len(self.devices)
-    leaves, treedef = jax.tree_util.tree_flatten(v.value)
-    flags = jax.tree_util.tree_leaves(v.mapped)
-    mapped = [l for l, f in zip(leaves, flags) if f]
-    fixed = [l for l, f in zip(leaves, flags) if not f]
-    num = jnp.shape(mapped[0])[0]
-    extra = (-num) % d  # filler clients so that every device gets as many
-    ok = jnp.ones((num,), jnp.float32) if valid is None else valid
-    mapped = [jnp.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1)) for x in mapped]
-    ok = jnp.pad(ok, (0, extra))
-
-    def local(mapped_here, fixed_all, ok_here):
-      m_it, f_it = iter(mapped_here), iter(fixed_all)
-      full = [next(m_it) if f else next(f_it) for f in flags]
-      here = Clients(jax.tree_util.tree_unflatten(treedef, full), v.mapped)
-      totals = self._fused_totals(fn, here, contributions, ok_here)
-      return jax.lax.psum(totals, "clients")
-
-    spec = P("clients")
-    sharded = _shard_map(local, mesh, in_specs=([spec] * len(mapped), [P()] * len(fixed), spec),
-                         out_specs=P())
-    return sharded(mapped, fixed, ok)
-
-  def _fused_totals(self, fn, v: Clients, contributions, valid):
-    """Σ over the clients of `v` of contributions(fn(client)); clients with
-    `valid == 0` (bucket filler) contribute nothing."""
-    leaves, treedef = jax.tree_util.tree_flatten(v.value)
-    flags = jax.tree_util.tree_leaves(v.mapped)
-    mapped = [l for l, f in zip(leaves, flags) if f]
-    if valid is not None:
-      mapped = mapped + [valid]
-
-    def one(xs):
-      ok = None
-      if valid is not None:
-        xs, ok = xs[:-1], xs[-1]
-      it = iter(xs)
-      full = [next(it) if f else l for l, f in zip(leaves, flags)]
-      parts = contributions(fn.invoke(resolve(jax.tree_util.tree_unflatten(treedef, full))))
-      if ok is not None:
-        parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)), parts)
-      return parts
-
-    if not mapped:
-      n = need_clients(self.n, "federated_map")
-      return jax.tree_util.tree_map(lambda x: x * n, one([]))
-    num = jnp.shape(mapped[0])[0]
-    if self._strategy() == "vmap" and fn.batchable:
-      chunk = num  # all clients at once
-    else:
-      chunk = self.chunk_size if (self.chunk_size and fn.batchable) else 1
-    chunk = min(chunk, num)
-    whole = num // chunk * chunk
-    zero = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
-        one, [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in mapped]))
-    if chunk == 1:
-      # One client after another, each reading its data where it is used.
-      def client(c, i):
-        parts = contributions(fn.invoke(client_view(v.value, v.mapped, i)))
-        if valid is not None:
-          ok = valid[i]
-          parts = jax.tree_util.tree_map(lambda p: jnp.where(ok > 0, p, jnp.zeros_like(p)),
-                                         parts)
-        return tree_add(c, parts), None
-      totals, _ = jax.lax.scan(client, zero, jnp.arange(num))
-      return totals
-
-    def block(c, xs):
-      parts = jax.vmap(one)(xs)
-      return tree_add(c, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), parts)), None
-    blocks = [x[:whole].reshape((whole // chunk, chunk) + x.shape[1:]) for x in mapped]
-    totals, _ = jax.lax.scan(block, zero, blocks)
-    if whole < num:  # the clients left over after whole chunks
-      rest = jax.vmap(one)([x[whole:] for x in mapped])
-      totals = tree_add(totals, jax.tree_util.tree_map(lambda p: jnp.sum(p, axis=0), rest))
-    return totals
+  def width(self, batchable: bool, slots: int) -> int:
+    """Clients per vmapped block for a loop over `slots` clients: 1 (one
+    after another) for work that cannot be batched (`batchable=False`, e.g.
+    a client computation with host callbacks)."""
+    if not batchable:
+      return 1
+    if self.client_map == "vmap":
+      return max(slots, 1)
+    return max(1, min(self.chunk_size or 1, slots))
 
 
 def tree_add(a, b):
   return jax.tree_util.tree_map(jnp.add, a, b)
 
 
-def _weighted(w, x):
-  """w * x in float32, or in float64 for 64-bit values (in 64-bit mode)."""
-  dtype = jnp.promote_types(jnp.promote_types(w.dtype, x.dtype), jnp.float32)
-  return w.astype(dtype) * x.astype(dtype)
+def client_loop(fn, bucket: Bucket, width: int, fold=None, init=None):
+  """Runs `fn(member)` for every client slot of `bucket`, `width` at a time.
+
+  With `fold=None` the results are stacked along the bucket's slots.
+  Otherwise `carry = fold(carry, results, valid)` runs over blocks of
+  clients, from `init`: `results` have a leading axis of the block's
+  clients and `valid` is the block's part of `bucket.valid` (None: no
+  filler). With `width == 1` each client reads its data where it uses it
+  (row views: no copy of the client's dataset); wider blocks take their
+  clients' rows at once and vmap `fn` over them.
+
+  Example:
+    >>> b = Bucket(jnp.arange(5.0), True)
+    >>> client_loop(lambda x: 2 * x, b, 1).tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0]
+    >>> float(client_loop(lambda x: x, b, 2, fold=lambda c, r, ok: c + r.sum(), init=0.0))
+    10.0
+  """
+  k = bucket.size
+  valid = bucket.valid
+  if width <= 1:
+    if fold is None:
+      return jax.lax.map(lambda i: fn(bucket.client(i)), jnp.arange(k))
+
+    def step(carry, i):
+      out = jax.tree_util.tree_map(lambda x: x[None], fn(bucket.client(i)))
+      return fold(carry, out, None if valid is None else valid[i][None]), None
+    return jax.lax.scan(step, init, jnp.arange(k))[0]
+
+  leaves, treedef = jax.tree_util.tree_flatten(bucket.source)
+  flags = bucket.flags
+  axes = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
+  rows = bucket.rows
+  # What is sliced into blocks: the mapped leaves, or the rows to read.
+  sliced = [l for l, f in zip(leaves, flags) if f] if rows is None else [rows]
+  if valid is not None:
+    sliced = sliced + [valid]
+
+  def block(xs):
+    """The results of a block of clients (`xs`: their part of `sliced`)."""
+    ok = xs[-1] if valid is not None else None
+    xs = xs[:-1] if valid is not None else xs
+    it = iter(xs if rows is None else [l[xs[0]] for l, f in zip(leaves, flags) if f])
+    full = [next(it) if f else l for l, f in zip(leaves, flags)]
+    member = jax.tree_util.tree_unflatten(treedef, full)
+    return jax.vmap(fn, in_axes=(axes,))(member), ok
+
+  width = min(width, k)
+  whole = k // width * width
+  if whole == k and width == k:  # one block: all clients at once
+    out, ok = block(sliced)
+    return out if fold is None else fold(init, out, ok)
+  blocks = [x[:whole].reshape((whole // width, width) + x.shape[1:]) for x in sliced]
+  rest = [x[whole:] for x in sliced] if whole < k else None
+  if fold is None:
+    out = jax.lax.map(lambda xs: block(xs)[0], blocks)
+    out = jax.tree_util.tree_map(lambda x: x.reshape((whole,) + x.shape[2:]), out)
+    if rest is not None:
+      out = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), out, block(rest)[0])
+    return out
+
+  def step(carry, xs):
+    out, ok = block(xs)
+    return fold(carry, out, ok), None
+  carry = jax.lax.scan(step, init, blocks)[0]
+  if rest is not None:  # the clients left over after whole blocks
+    out, ok = block(rest)
+    carry = fold(carry, out, ok)
+  return carry
+
+
+def sharded_loop(fn, bucket: Bucket, plan: LoopPlan, batchable: bool, fold, zero):
+  """`client_loop` with a fold from `zero` (running sums), the bucket's
+  clients split across `plan.devices`: each device loops over its share
+  and the partial sums are added (`psum`). Filler slots added so that every
+  device gets as many clients have `valid` 0."""
+  from jax.sharding import Mesh, PartitionSpec as P
+  mesh = Mesh(np.array(plan.devices), ("clients",))
+  d = len(plan.devices)
+  leaves, treedef = jax.tree_util.tree_flatten(bucket.source)
+  flags = bucket.flags
+  k = bucket.size
+  extra = (-k) % d
+  ok = jnp.ones((k,), jnp.float32) if bucket.valid is None else bucket.valid
+  ok = jnp.pad(ok, (0, extra))
+
+  def pad(x):
+    return jnp.pad(x, [(0, extra)] + [(0, 0)] * (x.ndim - 1))
+  rows = bucket.rows
+  if rows is None:  # each device gets its clients' data
+    split = [pad(l) for l, f in zip(leaves, flags) if f]
+    whole = [l for l, f in zip(leaves, flags) if not f]
+  else:  # each device gets its clients' rows of the (replicated) source
+    split = [pad(rows)]
+    whole = leaves
+
+  def local(split_here, whole_all, ok_here):
+    if rows is None:
+      s_it, w_it = iter(split_here), iter(whole_all)
+      full = [next(s_it) if f else next(w_it) for f in flags]
+      here = Bucket(jax.tree_util.tree_unflatten(treedef, full), bucket.mapped, None, None,
+                    ok_here)
+    else:
+      here = Bucket(jax.tree_util.tree_unflatten(treedef, whole_all), bucket.mapped,
+                    split_here[0], None, ok_here)
+    width = plan.width(batchable, here.size)
+    return jax.lax.psum(client_loop(fn, here, width, fold, zero), "clients")
+
+  spec = P("clients")
+  sharded = _shard_map(local, mesh, in_specs=([spec] * len(split), [P()] * len(whole), spec),
+                       out_specs=P())
+  return sharded(split, whole, ok)
 
 
 def _shard_map(f, mesh, in_specs, out_specs):
@@ -249,11 +180,3 @@ def _shard_map(f, mesh, in_specs, out_specs):
                          check_vma=False)
   from jax.experimental.shard_map import shard_map
   return shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
-
-
-def _at(t: Type, value, path):
-  """The part of `value` (of type `t`) at a path of field indices."""
-  for i in path:
-    value = select_field(t, value, i)
-    t = t.types()[i]
-  return value

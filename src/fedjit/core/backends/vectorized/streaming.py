@@ -32,14 +32,15 @@ from fedjit.core._sequence import PaddedSequence
 from fedjit.core._types import tensor_types
 from fedjit.core._values import client_what, normalize
 from fedjit.core.backends.interpreter import evaluate
+from fedjit.core.backends.vectorized.cohorts import Bucket, Cohort
 from fedjit.core.backends.vectorized.conversions import from_vectorized, to_vectorized
 from fedjit.core.backends.vectorized.intrinsics import (VectorizedOps, unwrap, wrap,
                                                         raise_failed_checks)
-from fedjit.core.backends.vectorized.loops import tree_add
+from fedjit.core.backends.vectorized.loops import LoopPlan, tree_add
 from fedjit.core.compiler import stream_plan as _graph_stream_plan
 from fedjit.core.compiler import streamed_parameter
 
-__all__ = ["stream_plan", "run_streamed", "pad_chunk"]
+__all__ = ["Stage", "stream_plan", "run_streamed", "pad_chunk"]
 
 MIN_CHUNK = 16  # clients per chunk at least
 MIN_CHUNKS = 8  # chunks per round at least, where MIN_CHUNK allows
@@ -53,6 +54,28 @@ class _StageDone(Exception):
   def __init__(self, totals):
     super().__init__("stage done")
     self.totals = totals
+
+
+class Stage:
+  """What one program of a streamed round does with the fused map-reduces
+  that are streamed (`stage_of`: node id -> its stage): those of earlier
+  stages (and all, in the final program) are finished from their sums in
+  `prev`; this stage's adds the chunk's clients to `running` and ends the
+  program (`_StageDone`). `VectorizedOps` asks it first (`fused_map_reduce`).
+  """
+
+  def __init__(self, stage_of: dict, stage: int, prev: list, running, final: bool):
+    self.stage_of, self.stage, self.prev = stage_of, stage, prev
+    self.running, self.final = running, final
+
+  def fused_map_reduce(self, ops: VectorizedOps, node, v: Cohort):
+    k = self.stage_of.get(id(node))
+    if k is None:
+      return NotImplemented  # not streamed: the ordinary fused map-reduce
+    if self.final or k < self.stage:
+      return ops.fused_finish(node, v, self.prev[k])
+    partial = ops.fused_partials(node, v)  # the chunk's filler has valid 0
+    raise _StageDone(partial if self.running is None else tree_add(self.running, partial))
 
 
 def stream_plan(entry, comp: FederatedComputation, types: list):
@@ -84,26 +107,13 @@ def _program(backend, entry, comp: FederatedComputation, plan):
   result_type = comp.type_signature.result  # not `comp`: the entry must not keep it alive
   stage_of = {id(graph.nodes[j]): k for k, j in enumerate(plan[1])}
 
-  class StreamOps(VectorizedOps):
-    def __init__(self, n, stage, prev, running, keep, final):
-      super().__init__(n, backend.client_map, backend.chunk_size, backend.resolved_devices())
-      self.stage, self.prev, self.running = stage, prev, running
-      self.keep, self.final = keep, final
+  plan_of_loops = LoopPlan(backend.client_map, backend.chunk_size, backend.resolved_devices())
 
-    def fused_map_reduce(self, node, v):
-      k = stage_of.get(id(node))
-      if k is None:
-        return super().fused_map_reduce(node, v)
-      if self.final or k < self.stage:
-        return self._fused_finish(node, v, self.prev[k])
-      partial = self._fused_partials(node, v, self.keep)
-      raise _StageDone(partial if self.running is None else tree_add(self.running, partial))
-
-  def run(reps, keep, prev, running, *, stage, num_clients, final):
+  def run(reps, prev, running, *, stage, num_clients, final):
     with executing():
-      ops = StreamOps(num_clients, stage, prev, running, keep, final)
+      ops = VectorizedOps(num_clients, plan_of_loops, Stage(stage_of, stage, prev, running, final))
       try:
-        out = evaluate(graph, [wrap(t, r) for t, r in zip(types, reps)], ops)
+        out = evaluate(graph, [wrap(t, r, num_clients) for t, r in zip(types, reps)], ops)
       except _StageDone as done:
         return done.totals
       # The final program also returns its run-time checks (see VectorizedOps.checks).
@@ -119,14 +129,14 @@ def _program(backend, entry, comp: FederatedComputation, plan):
   jitted = jax.jit(traced, static_argnames=("stage", "num_clients", "final"))
   zeros_cache: dict = {}
 
-  def zeros(reps, keep, prev, stage, num_clients):
+  def zeros(reps, prev, stage, num_clients):
     """Zero running sums of `stage` (their shapes found by tracing once)."""
     leaves, treedef = jax.tree_util.tree_flatten((reps, prev))
     shapes = (treedef, tuple((np.shape(l), str(getattr(l, "dtype", type(l)))) for l in leaves),
               stage, num_clients)
     if shapes not in zeros_cache:
       zeros_cache[shapes] = jax.eval_shape(functools.partial(
-          run, stage=stage, num_clients=num_clients, final=False), reps, keep, prev, None)
+          run, stage=stage, num_clients=num_clients, final=False), reps, prev, None)
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), zeros_cache[shapes])
 
   entry.stream_program = (jitted, zeros, messages)
@@ -243,19 +253,22 @@ def run_streamed(backend, state, comp: FederatedComputation, args: tuple, types:
             done.update(zip(ids, members))  # read again by the next stage
           # The first chunk is filled up with copies of its shortest client,
           # left out of the sums, so that every chunk has the same shape.
+          # Filler: position n (out of the cohort) and valid 0.
           members += [members[0]] * (size - len(members))
-          keep = np.zeros(size, np.float32)
-          keep[:len(ids)] = 1.0
+          valid = np.zeros(size, np.float32)
+          valid[:len(ids)] = 1.0
+          positions = np.full(size, n, np.int32)
+          positions[:len(ids)] = ids
           lease = _buffers.BufferLease()
           with lease:
-            reps[index] = pad_chunk(element, members, equal, seen)
+            padded = pad_chunk(element, members, equal, seen)
+          reps[index] = Cohort([Bucket(padded, True, None, positions, valid)], n)
           if running is None:
-            running = zeros(reps, keep, prev, stage, n)
-          running = program(reps, keep, prev, running, stage=stage, num_clients=n, final=False)
+            running = zeros(reps, prev, stage, n)
+          running = program(reps, prev, running, stage=stage, num_clients=n, final=False)
           pending.append((lease, running))
         prev.append(running)
-      out, checks = program(reps, keep, prev, None, stage=len(streamed), num_clients=n,
-                            final=True)
+      out, checks = program(reps, prev, None, stage=len(streamed), num_clients=n, final=True)
       raise_failed_checks(messages, checks)
       result = from_vectorized(comp.type_signature.result, out)
     finally:
