@@ -29,7 +29,6 @@ from fedjit.core.backends.common import (bound_message, constant_value, first_gr
                                          range_message, rebuild, select_key_message,
                                          tensor_leaves_of)
 from fedjit.core.backends.interpreter import Ops, evaluate, select_field
-from fedjit.core.backends.vectorized.cohorts import Cohort, check_prepared, members as cohort_members
 
 __all__ = ["ReferenceBackend", "from_reference", "to_reference"]
 
@@ -279,9 +278,8 @@ def to_reference(t: Type, value: Any, what: str = "") -> Any:
     [1.0, 2.0]
   """
   if isinstance(t, FederatedType):
-    if isinstance(value, Cohort):  # prepared for the vectorized backend (a Population's)
-      check_prepared(t, value, what)
-      value = cohort_members(value)
+    if hasattr(value, "client_datasets"):  # prepared for the vectorized backend (a Population's)
+      value = value.client_datasets(t, what)
     members, is_list = placed_members(t, value, np, what)
     if is_list:
       return [_ref_member(t.member, m) for m in members]

@@ -196,6 +196,14 @@ class Cohort:
     source = self.buckets[0].source
     return source.element_type if _is_sequence(source) else None
 
+  def client_datasets(self, t: FederatedType, what: str = "") -> list[list]:
+    """This prepared cohort of datasets as lists of (NumPy) elements, in
+    cohort order, after checking that it holds `t`'s datasets: how another
+    backend (the reference one, which runs on lists) takes a cohort prepared
+    for this one, e.g. a Population's."""
+    check_prepared(t, self, what)
+    return members(self)
+
   def map_buckets(self, fn) -> "Cohort":
     """The cohort with `fn(bucket)` for each bucket."""
     return Cohort([fn(b) for b in self.buckets], self.num_clients)
