@@ -1,15 +1,13 @@
 """The vectorized backend: compiles a whole federated computation into one `jax.jit`
 program (`VectorizedBackend`), and `to_jax`.
 
-A `{T}@CLIENTS` value is one array (per leaf) with a leading client axis;
-values that are equal on all clients (broadcasts) are kept once, without a
-client axis. `federated_map` maps over clients inside the compiled program
-(`lax.map`, i.e. a sequential loop, or `vmap`), and the whole federated
-computation is one `jax.jit` program, compiled once per input shape.
-Sequences are padded, with masks. A call goes `VectorizedBackend.run` ->
-`conversions.to_vectorized` -> the jitted program, which interprets the fused
-graph with `intrinsics.VectorizedOps` (client loops in `loops.py`), or, for
-large cohorts passed as lists, `streaming.run_streamed`.
+A `{T}@CLIENTS` value is a `cohorts.Cohort`: arrays with a leading client
+axis, in size buckets; values equal on all clients (broadcasts) are kept
+once. A call goes `VectorizedBackend.run` -> `conversions.to_vectorized`
+(arguments to Cohorts) -> the jitted program, which interprets the fused
+graph with `intrinsics.VectorizedOps`, whose client-side intrinsics all run
+through `loops.client_loop`; or, for large cohorts passed as lists,
+`streaming.run_streamed` (one program per chunk of clients).
 
 The backend owns what it compiles and remembers (`_BackendState`): the
 jitted programs of each computation, their run-time check messages, the
