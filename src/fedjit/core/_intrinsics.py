@@ -3,25 +3,43 @@
 Each intrinsic checks placements and types while a federated computation is
 traced, and adds one node to its graph. Misuse raises a `PlacementError` or
 `FederatedTypeError` that names the expected and the given type.
+
+The secure sums live in `_secure_sum_intrinsics` and `federated_select` in
+`_select_intrinsics`, the shared checks in `_intrinsic_checks`, and
+`federated_zip` in `_tracing` (indexing placed structures zips); all are
+importable from here.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fedjit.core import _ir
 from fedjit.core import _type_analysis
-from fedjit.core._computations import (Computation, FederatedComputation,
-                                       JaxComputation, check_argument)
+from fedjit.core._computations import (Computation, FederatedComputation, JaxComputation,
+                                       check_argument)
 from fedjit.core._errors import FederatedTypeError, FederatedValueError, PlacementError
+from fedjit.core._intrinsic_checks import (_as_computation, _check_float,
+                                           _check_function_value, _check_result,
+                                           _client_value, _map_type, _placed, _reason,
+                                           _reduce_type)
 from fedjit.core._placements import CLIENTS, SERVER, Placement
+from fedjit.core._secure_sum_intrinsics import (  # re-exported
+    federated_secure_modular_sum, federated_secure_sum, federated_secure_sum_bitwidth)
+from fedjit.core._select_intrinsics import (  # re-exported
+    federated_secure_select, federated_select)
 from fedjit.core._sequence import Sequence
+from fedjit.core._tracing import builder_for as _builder, zip_federated
+from fedjit.core._tracing import federated_zip  # re-exported
 from fedjit.core._types import (FederatedType, FunctionType, SequenceType, StructType,
-                                TensorType, Type, check_no_placement_in)
+                                TensorType, check_no_placement_in)
+# Names this module held before the split, kept importable.
+from fedjit.core._intrinsic_checks import _check_constant_bound, _tensor_leaves  # noqa: F401
+from fedjit.core._secure_sum_intrinsics import _bound_leaves, _secure  # noqa: F401
+from fedjit.core._tracing import zip_federated as _zip  # noqa: F401
+from fedjit.core._types import Type  # noqa: F401
 
 __all__ = [
     "federated_value", "federated_eval", "federated_broadcast", "federated_map",
@@ -32,53 +50,6 @@ __all__ = [
     "federated_secure_modular_sum", "sequence_reduce", "sequence_map",
     "sequence_sum",
 ]
-
-
-def _builder(name: str) -> _ir.Builder:
-  b = _ir.current_builder()
-  if b is None:
-    raise RuntimeError(
-        f"fedjit.{name} can only be used inside a @fedjit.federated_computation; "
-        f"it was called from ordinary Python code.")
-  return b
-
-
-def _placed(value: _ir.FederatedValue, name: str, placement: Placement | None = None,
-            what: str = "value") -> FederatedType:
-  t = value.type
-  if not isinstance(t, FederatedType):
-    expected = f"T@{placement}" if placement == SERVER else (
-        f"{{T}}@{placement}" if placement else "a federated value ({T}@CLIENTS or T@SERVER)")
-    raise PlacementError(
-        f"fedjit.{name} expects its {what} to be {expected}, but was given the "
-        f"unplaced type {t}. Place it first, e.g. with fedjit.federated_value(x, "
-        f"fedjit.{placement or 'CLIENTS'}).")
-  if placement is not None and t.placement != placement:
-    hint = {
-        ("federated_mean", SERVER): "Values at SERVER are already aggregated; use "
-        "the value directly, or fedjit.federated_broadcast it to the clients first.",
-        ("federated_broadcast", CLIENTS): "The value is already at CLIENTS.",
-    }.get((name, t.placement), f"Move it to {placement} first.")
-    raise PlacementError(
-        f"fedjit.{name} expects its {what} to be placed at {placement} "
-        f"({'{T}@CLIENTS' if placement == CLIENTS else 'T@SERVER'}), but was given "
-        f"{t}. {hint}")
-  return t
-
-
-def _as_computation(fn: Any, name: str) -> Computation:
-  if isinstance(fn, _ir.FunctionValue):
-    return fn.ref()
-  if isinstance(fn, (Computation, _ir.FunctionRef, _ir.DeferredComputation)):
-    return fn
-  if isinstance(fn, _ir.FederatedValue):
-    raise FederatedTypeError(f"fedjit.{name} expects a function (a jax_computation), "
-                             f"but was given a value of type {fn.type}.")
-  if callable(fn):
-    return JaxComputation(fn, None)
-  raise TypeError(f"fedjit.{name} expects a jax_computation (or a Python function "
-                  f"of JAX code), got {fn!r}.")
-
 
 def federated_value(value: Any, placement: Placement) -> _ir.FederatedValue:
   """Places an unplaced value at `placement`, the same for every member.
@@ -118,65 +89,6 @@ def federated_broadcast(value: _ir.FederatedValue) -> _ir.FederatedValue:
                name="federated_broadcast")
 
 
-def federated_zip(value: Any) -> _ir.FederatedValue:
-  """Turns a structure of federated values into a federated structure.
-
-  `<{A}@CLIENTS,{B}@CLIENTS> -> {<A,B>}@CLIENTS` (likewise at SERVER); all
-  values must share a placement, and nested structures of federated values
-  are zipped too (`<{A}@CLIENTS,<{B}@CLIENTS>> -> {<A,<B>>}@CLIENTS`). The
-  result is all-equal only if every input is. As in TFF, a single federated
-  value (not in a structure) is refused.
-
-  Raises:
-    FederatedValueError: `value` is not a structure (also a ValueError).
-    PlacementError: its values are at different placements, or unplaced.
-
-  Example:
-    >>> pairs = fedjit.federated_zip((client_data, weights_at_clients))
-  """
-  b = _builder("federated_zip")
-  v = b.value(value, "structure to zip")
-  if not isinstance(v.type, StructType):
-    raise FederatedValueError(
-        f"fedjit.federated_zip expects a structure of federated values, such as "
-        f"(a, b) with a and b at the same placement, but was given a single value of "
-        f"type {v.type}. A single federated value needs no zip: use it directly.")
-  return _zip(b, v, "federated_zip")
-
-
-def _zip(b: _ir.Builder, v: _ir.FederatedValue, name: str) -> _ir.FederatedValue:
-  if isinstance(v.type, FederatedType):
-    return v
-  if not isinstance(v.type, StructType) or len(v.type) == 0:
-    raise PlacementError(f"fedjit.{name} expects a federated value or a structure of "
-                         f"federated values, but was given {v.type}.")
-  for i, (n, ft) in enumerate(v.type.items()):
-    nested = isinstance(ft, StructType) and len(ft) and not check_no_placement_in(ft)
-    if not (nested or isinstance(ft, FederatedType)):
-      raise PlacementError(
-          f"fedjit.{name} expects every field to be a federated value, but field "
-          f"{n or i} has the unplaced type {ft} (in {v.type}). Place it with "
-          f"fedjit.federated_value or fedjit.federated_broadcast first.")
-  if any(isinstance(ft, StructType) for ft in v.type.types()):
-    # Nested structures of federated values are zipped first.
-    fields = [_zip(b, v[i], name) if isinstance(ft, StructType) else v[i]
-              for i, ft in enumerate(v.type.types())]
-    v = b.add("struct", [f.index for f in fields],
-              StructType([(n, f.type) for n, f in zip(v.type.names(), fields)],
-                         container=v.type.container))
-  placements = {ft.placement for ft in v.type.types()}
-  if len(placements) > 1:
-    raise PlacementError(
-        f"fedjit.{name} expects all values at the same placement, but was given "
-        f"{v.type}. Broadcast SERVER values to the clients first with "
-        f"fedjit.federated_broadcast.")
-  members = StructType([(n, ft.member) for n, ft in v.type.items()],
-                       container=v.type.container)
-  all_equal = all(ft.all_equal for ft in v.type.types())
-  return b.add("intrinsic", [v.index], FederatedType(members, placements.pop(), all_equal),
-               name="federated_zip")
-
-
 def federated_map(fn: Any, arg: Any) -> _ir.FederatedValue:
   """Applies a jax computation to every member of a federated value.
 
@@ -199,7 +111,7 @@ def federated_map(fn: Any, arg: Any) -> _ir.FederatedValue:
     raise TypeError(
         f"fedjit.federated_map applies a jax_computation, but '{comp.name}' is a "
         f"federated_computation; call it directly instead.")
-  v = _zip(b, b.value(arg, f"argument of federated_map({comp.name})"), "federated_map")
+  v = zip_federated(b, b.value(arg, f"argument of federated_map({comp.name})"), "federated_map")
   t = v.type
   comp = comp.concretize(t.member)
   check_argument(comp, t.member,
@@ -227,7 +139,7 @@ def federated_map_all_equal(fn: Any, arg: Any) -> _ir.FederatedValue:
     '(float32@SERVER -> float32@CLIENTS)'
   """
   b = _builder("federated_map_all_equal")
-  v = _zip(b, b.value(arg, "argument of federated_map_all_equal"), "federated_map_all_equal")
+  v = zip_federated(b, b.value(arg, "argument of federated_map_all_equal"), "federated_map_all_equal")
   t = _placed(v, "federated_map_all_equal", CLIENTS)
   if not t.all_equal:
     raise PlacementError(
@@ -239,29 +151,6 @@ def federated_map_all_equal(fn: Any, arg: Any) -> _ir.FederatedValue:
   b.nodes[mapped.index] = _ir.Node(node.op, node.args, FederatedType(
       node.type.member, CLIENTS, True), node.attrs)
   return _ir.FederatedValue(b, mapped.index, b.nodes[mapped.index].type)
-
-
-def _check_float(t: FederatedType, name: str) -> None:
-  leaves = _tensor_leaves(t.member)
-  if leaves is None or not leaves or not all(
-      np.issubdtype(l.dtype, np.floating) for l in leaves):
-    raise FederatedTypeError(
-        f"fedjit.{name} averages floating-point values, but was given {t}. Cast "
-        f"the values to float32 in a jax_computation first.")
-
-
-def _tensor_leaves(t: Type):
-  if isinstance(t, TensorType):
-    return [t]
-  if isinstance(t, StructType):
-    out = []
-    for e in t.types():
-      sub = _tensor_leaves(e)
-      if sub is None:
-        return None
-      out.extend(sub)
-    return out
-  return None
 
 
 def federated_mean(value: _ir.FederatedValue, weight: Any = None) -> _ir.FederatedValue:
@@ -296,15 +185,6 @@ def federated_mean(value: _ir.FederatedValue, weight: Any = None) -> _ir.Federat
                name="federated_mean")
 
 
-def _client_value(b: _ir.Builder, value: Any, name: str, what: str) -> _ir.FederatedValue:
-  """`value` as one `{T}@CLIENTS` value (a structure of them is zipped)."""
-  v = b.value(value, what)
-  if isinstance(v.type, StructType) and not check_no_placement_in(v.type):
-    v = _zip(b, v, name)
-  _placed(v, name, CLIENTS)
-  return v
-
-
 def federated_sum(value: _ir.FederatedValue) -> _ir.FederatedValue:
   """The sum of client values, at the server: `{T}@CLIENTS -> T@SERVER`.
 
@@ -331,10 +211,6 @@ def federated_sum(value: _ir.FederatedValue) -> _ir.FederatedValue:
     raise _type_analysis.SumIncompatibleError(t.member, t, _reason(e)) from None
   return b.add("intrinsic", [v.index], FederatedType(t.member, SERVER, True),
                name="federated_sum")
-
-
-def _reason(e: Exception) -> str:
-  return str(e).rsplit(": ", 1)[-1].rstrip(".")
 
 
 def _min_max(value: Any, name: str) -> _ir.FederatedValue:
@@ -440,218 +316,6 @@ def federated_eval(fn: Any, placement: Placement) -> _ir.FederatedValue:
                fn=comp)
 
 
-def federated_select(client_keys: Any, max_key: Any, server_val: Any,
-                     select_fn: Any) -> _ir.FederatedValue:
-  """Sends each client the values it selects by key from a server value.
-
-  `({int32[N]}@CLIENTS, int32@SERVER, S@SERVER, (<S,int32> -> U)) -> {U*}@CLIENTS`:
-  a client with keys `[k₁, …, k_N]` receives the sequence
-  `[select_fn(server_val, k₁), …, select_fn(server_val, k_N)]`. Keys must lie
-  in `[0, max_key]` (checked when the computation runs).
-
-  Args:
-    client_keys: `{int32[N]}@CLIENTS`, a fixed number of keys per client.
-    max_key: `int32@SERVER`, the largest key any client may hold.
-    server_val: `S@SERVER` (a structure of SERVER values is zipped).
-    select_fn: a jax computation of `(S, int32)`, deterministic.
-
-  Raises:
-    PlacementError, FederatedTypeError: an argument of the wrong type (both
-    TypeErrors).
-
-  Example:
-    >>> @fedjit.jax_computation(fedjit.TensorType(np.float32, [4]), np.int32)
-    ... def row(table, key):
-    ...   return table[key]
-    >>> @fedjit.federated_computation(
-    ...     fedjit.FederatedType(fedjit.TensorType(np.int32, [2]), fedjit.CLIENTS),
-    ...     fedjit.FederatedType(fedjit.TensorType(np.float32, [4]), fedjit.SERVER))
-    ... def pick(keys, table):
-    ...   max_key = fedjit.federated_value(np.int32(3), fedjit.SERVER)
-    ...   return fedjit.federated_select(keys, max_key, table, row)
-    >>> pick([[0, 3]], np.array([10., 11., 12., 13.], np.float32))
-    [[np.float32(10.0), np.float32(13.0)]]
-  """
-  name = "federated_select"
-  b = _builder(name)
-  k = b.value(client_keys, "client_keys")
-  kt = _placed(k, name, CLIENTS, "client_keys")
-  km = kt.member
-  if not (isinstance(km, TensorType) and km.dtype == np.int32 and len(km.shape) == 1
-          and km.shape[0] is not None):
-    raise FederatedTypeError(
-        f"fedjit.federated_select expects client_keys of type {{int32[N]}}@CLIENTS "
-        f"(a fixed number N of int32 keys per client), but was given {kt}.")
-  m = b.value(max_key, "max_key")
-  expected_max = FederatedType(np.int32, SERVER)
-  if not expected_max.is_assignable_from(m.type):
-    error = PlacementError if not (isinstance(m.type, FederatedType)
-                                   and m.type.placement == SERVER) else FederatedTypeError
-    raise error(f"fedjit.federated_select expects max_key of type {expected_max}, but "
-                f"was given {m.type}.")
-  sv = b.value(server_val, "server_val")
-  if isinstance(sv.type, StructType) and not check_no_placement_in(sv.type):
-    sv = _zip(b, sv, name)
-  st = _placed(sv, name, SERVER, "server_val")
-  param = StructType([st.member, TensorType(np.int32)])
-  comp = _as_computation(select_fn, name)
-  if isinstance(comp, FederatedComputation):
-    raise FederatedTypeError(f"fedjit.federated_select applies a jax_computation, but "
-                             f"'{comp.name}' is a federated_computation.")
-  comp = comp.concretize(param)
-  p = comp.type_signature.parameter
-  if p is None or not p.is_assignable_from(param):
-    raise FederatedTypeError(
-        f"fedjit.federated_select expects select_fn to take the server value and "
-        f"a key, {param}, but '{comp.name}' has the type {comp.type_signature}.")
-  result = comp.type_signature.result
-  if not check_no_placement_in(result):
-    raise FederatedTypeError(f"fedjit.federated_select's select_fn must return tensors, "
-                             f"but '{comp.name}' returns {result}.")
-  return b.add("intrinsic", [k.index, m.index, sv.index],
-               FederatedType(SequenceType(result), CLIENTS), name=name, fn=comp)
-
-
-def federated_secure_select(client_keys: Any, max_key: Any, server_val: Any,
-                            select_fn: Any) -> _ir.FederatedValue:
-  """`federated_select` where the server must not learn which keys a client
-  selects (TFF's `federated_secure_select`; same types and results).
-
-  Here the values are selected in the clear, as by `federated_select`; the
-  private protocol comes with the deployment runtime.
-
-  Example:
-    >>> rows = fedjit.federated_secure_select(keys, max_key, table, row)
-  """
-  return federated_select(client_keys, max_key, server_val, select_fn)
-
-
-# ---------------------------------------------------------- secure sums
-
-
-def _secure(name: str, value: Any, bound: Any, what: str) -> _ir.FederatedValue:
-  """A secure-sum node: `{T}@CLIENTS` integers and an unplaced integer bound
-  (one for all tensors, or a structure matching T)."""
-  b = _builder(name)
-  v = _client_value(b, value, name, "value to sum")
-  t = v.type
-  if not _type_analysis.is_structure_of_integers(t.member):
-    raise FederatedTypeError(
-        f"fedjit.{name} adds integers, but was given {t}. Quantize the values to "
-        f"int32 in a jax_computation first.")
-  bv = b.value(bound, what)
-  if not check_no_placement_in(bv.type):
-    raise PlacementError(f"fedjit.{name} expects an unplaced {what}, but was given "
-                         f"{bv.type}.")
-  if not _type_analysis.is_single_integer_or_matches_structure(bv.type, t.member):
-    raise FederatedTypeError(
-        f"fedjit.{name} expects {what} to be one integer (for every tensor) or a "
-        f"structure of integers matching the value, one per tensor; the value has "
-        f"members of type {t.member}, {what} has the type {bv.type}.")
-  node = b.nodes[bv.index]
-  if node.op == "constant":
-    _check_constant_bound(name, what, node.attrs["value"])
-  # One scalar bound per tensor of the value, in order (a single integer is
-  # used for every tensor, as in TFF).
-  leaves = _bound_leaves(bv, t.member)
-  flat = b.add("struct", [l.index for l in leaves],
-               StructType([l.type for l in leaves], container=tuple))
-  return b.add("intrinsic", [v.index, flat.index], FederatedType(t.member, SERVER, True),
-               name=name)
-
-
-def _bound_leaves(bound: _ir.FederatedValue, member: Type) -> list:
-  if isinstance(bound.type, TensorType):
-    return [bound] * len(_tensor_leaves(member))
-  return [l for i, ft in enumerate(member.types()) for l in _bound_leaves(bound[i], ft)]
-
-
-def _check_constant_bound(name: str, what: str, leaves) -> None:
-  for leaf in leaves:
-    x = int(np.asarray(leaf).reshape(()))
-    if what == "bitwidth" and not 0 <= x <= 62:
-      raise FederatedValueError(f"fedjit.{name} expects a bitwidth in [0, 62], got {x}.")
-    if what == "modulus" and x < 1:
-      raise FederatedValueError(f"fedjit.{name} expects a positive modulus, got {x}.")
-    if what == "max_input" and x < 0:
-      raise FederatedValueError(f"fedjit.{name} expects a max_input >= 0, got {x}.")
-
-
-def federated_secure_sum(value: Any, max_input: Any) -> _ir.FederatedValue:
-  """Sum of integer client values, each in `[0, max_input]`, at the server.
-
-  `({T}@CLIENTS, M) -> T@SERVER`, the plain sum Σᵢ vᵢ, as in TFF: `max_input`
-  is the largest value (inclusive) any input may take; it lets a secure
-  aggregation protocol size its messages. A client value outside
-  `[0, max_input]` makes the computation fail when it runs (a ValueError
-  naming the client). Here the sum is computed in the clear; the protocol,
-  in which the server learns only the sum, comes with the deployment
-  runtime.
-
-  Args:
-    value: `{T}@CLIENTS` with integer tensors (a structure of them).
-    max_input: one integer for every tensor of `value`, or a structure of
-      integers matching `T` (an unplaced value, such as a Python int).
-
-  Raises:
-    PlacementError, FederatedTypeError: wrong placements or types.
-
-  Example:
-    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
-    ... def total(counts):
-    ...   return fedjit.federated_secure_sum(counts, 100)
-    >>> total([1, 2, 10])
-    np.int32(13)
-  """
-  return _secure("federated_secure_sum", value, max_input, "max_input")
-
-
-def federated_secure_sum_bitwidth(value: Any, bitwidth: Any) -> _ir.FederatedValue:
-  """Sum of integer client values of at most `bitwidth` bits, at the server.
-
-  As in TFF, the same as `federated_secure_sum(value, 2**bitwidth - 1)`: each
-  input must lie in `[0, 2**bitwidth - 1]` (checked when the computation
-  runs), and the result is the plain sum (its bit width grows with the
-  number of clients). For a sum that wraps around, use
-  `federated_secure_modular_sum`.
-
-  Args:
-    value: `{T}@CLIENTS` with integer tensors (a structure of them).
-    bitwidth: an integer in [0, 62] for every tensor, or a structure of them
-      matching `T`.
-
-  Example:
-    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
-    ... def total(counts):
-    ...   return fedjit.federated_secure_sum_bitwidth(counts, 8)
-    >>> total([200, 100, 5])
-    np.int32(305)
-  """
-  return _secure("federated_secure_sum_bitwidth", value, bitwidth, "bitwidth")
-
-
-def federated_secure_modular_sum(value: Any, modulus: Any) -> _ir.FederatedValue:
-  """Sum of integer client values modulo `modulus`, at the server.
-
-  `(Σᵢ vᵢ) mod modulus`, in `[0, modulus - 1]`; values outside that range
-  count as `vᵢ mod modulus` (TFF's
-  `tff.backends.mapreduce.federated_secure_modular_sum`).
-
-  Args:
-    value: `{T}@CLIENTS` with integer tensors (a structure of them).
-    modulus: a positive integer for every tensor, or a structure of them
-      matching `T`.
-
-  Example:
-    >>> @fedjit.federated_computation(fedjit.FederatedType(np.int32, fedjit.CLIENTS))
-    ... def total(counts):
-    ...   return fedjit.federated_secure_modular_sum(counts, 5)
-    >>> total([1, 2, 10])
-    np.int32(3)
-  """
-  return _secure("federated_secure_modular_sum", value, modulus, "modulus")
-
-
 def federated_aggregate(value: _ir.FederatedValue, zero: Any, accumulate: Any,
                         merge: Any, report: Any) -> _ir.FederatedValue:
   """A general aggregation of client values into a server value.
@@ -688,14 +352,6 @@ def federated_aggregate(value: _ir.FederatedValue, zero: Any, accumulate: Any,
   return b.add("intrinsic", [v.index, z.index],
                FederatedType(rep.type_signature.result, SERVER, True),
                name="federated_aggregate", accumulate=acc, merge=mrg, report=rep)
-
-
-def _check_result(comp, expected: Type, what: str) -> None:
-  got = comp.type_signature.result
-  if not expected.is_assignable_from(got):
-    raise FederatedTypeError(
-        f"federated_aggregate's {what} ('{comp.name}') must return the accumulator "
-        f"type {expected} (the type of zero), but returns {got}.")
 
 
 # ----------------------------------------------------------------- sequences
@@ -759,36 +415,6 @@ def _sequence_op(name: str, value: Any, body_for: Callable, fn: Any = None,
     return comp(v) if extra is None else comp(v, e)
   arg = v if extra is None else b.add("struct", [v.index, e.index], comp.type_signature.parameter)
   return b.add("call", [arg.index], comp.type_signature.result, fn=comp)
-
-
-def _check_function_value(fn: Any, name: str, with_mask: bool) -> None:
-  if isinstance(fn, _ir.FunctionValue) and with_mask:
-    raise FederatedTypeError(
-        f"fedjit.{name}(..., with_mask=True) needs a Python function or jax_computation "
-        f"that takes the mask; the function parameter {fn.type} does not.")
-
-
-def _reduce_type(name: str):
-  def result_of(ft: FunctionType, element: Type, zero: Type) -> Type:
-    expected = StructType([zero, element])
-    if ft.parameter is None or not ft.parameter.is_assignable_from(expected):
-      raise FederatedTypeError(
-          f"fedjit.{name} expects op to take the accumulator and an element, "
-          f"{expected}, but the function has the type {ft}.")
-    if not zero.is_assignable_from(ft.result):
-      raise FederatedTypeError(
-          f"fedjit.{name} expects op to return the accumulator type {zero} (the type "
-          f"of zero), but the function has the type {ft}.")
-    return zero
-  return result_of
-
-
-def _map_type(ft: FunctionType, element: Type, zero) -> Type:
-  if ft.parameter is None or not ft.parameter.is_assignable_from(element):
-    raise FederatedTypeError(
-        f"fedjit.sequence_map expects a function of the elements, {element}, but the "
-        f"function has the type {ft}.")
-  return SequenceType(ft.result)
 
 
 def sequence_reduce(value: Any, zero: Any, op: Any, *, with_mask: bool = False) -> Any:
