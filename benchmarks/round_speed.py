@@ -10,6 +10,9 @@ cohort of a device-resident `simulation.Population`; and `run_training`).
 
 Side by side, in the same process and on the same data:
   (i)   limit: the same SGD steps as one jitted `lax.scan` over all batches;
+  (i')  FedAvg written by hand in JAX as one jitted program (a scan over
+        clients of a scan over batches, and the weighted mean): the cost of
+        FedAvg's own structure, which the limit does not have;
   (ii)  a Python loop over clients calling a jitted local update;
   (iii) a Python loop over SGD steps calling a jitted step (how most
         simulators dispatch work);
@@ -81,11 +84,13 @@ COHORTS = (10, 100, 1000, 10000)
 SIZES = ("equal", "power_law")
 POWER_LAW_CLIENTS = 1000
 STRATEGIES = ("unstreamed", "map", "map_chunk8", "vmap")
-SIDES = ("fedjit", "population", "run_training", "per_client_loop", "per_step_loop") + STRATEGIES
+SIDES = ("fedjit", "population", "run_training", "hand_fedavg", "per_client_loop",
+         "per_step_loop") + STRATEGIES
 SIDE_ALIASES = {"lists": "fedjit"}
 # Column titles of the sides, in table order.
 TITLES = {"fedjit": "next(lists)", "population": "next(Population)",
-          "run_training": "run_training", "per_client_loop": "per-client loop",
+          "run_training": "run_training", "hand_fedavg": "hand-written FedAvg",
+          "per_client_loop": "per-client loop",
           "per_step_loop": "per-step loop", "unstreamed": "next(lists) one program",
           "map": "map", "map_chunk8": "map+chunk8", "vmap": "vmap"}
 
@@ -273,6 +278,37 @@ def one(model_name: str, clients: int, sizes: str, repeats: int = 7,
     samples["run_training"] = {"s": [h["seconds"] for h in history[1:]], "limit": between[1:]}
 
   if sizes == "equal":
+    # (i') FedAvg written by hand in JAX as one jitted program: a scan over
+    # clients, each a scan over its batches from the server weights, and the
+    # weighted mean of the results. What the limit cannot show: the cost of
+    # FedAvg's structure itself (every client restarts from the server
+    # weights; nested loops), which any one-program FedAvg pays.
+    per = counts[0] // BATCH
+    xc_all = jnp.asarray(x.reshape(clients, per, BATCH, FEATURES))
+    yc_all = jnp.asarray(y.reshape(clients, per, BATCH))
+    nc_all = jnp.asarray(counts, jnp.float32)
+
+    @jax.jit
+    def hand_fedavg(p, xc, yc, nc):
+      def client(acc, inputs):
+        xi, yi, ni = inputs
+
+        def step(q, b):
+          g = jax.grad(loss)(q, b[0], b[1])
+          return jax.tree_util.tree_map(lambda a, d: a - LR * d, q, g), None
+        q = jax.lax.scan(step, p, (xi, yi))[0]
+        return jax.tree_util.tree_map(lambda a, w: a + ni * w, acc, q), None
+      zero = jax.tree_util.tree_map(jnp.zeros_like, p)
+      total_w = jax.lax.scan(client, zero, (xc, yc, nc))[0]
+      return jax.tree_util.tree_map(lambda a: a / jnp.sum(nc), total_w)
+
+    def hand():
+      jax.block_until_ready(hand_fedavg(params, xc_all, yc_all, nc_all))
+    if "hand_fedavg" in sides:
+      hand()
+      samples["hand_fedavg"] = _interleaved(hand, limit, repeats)
+    del xc_all, yc_all
+
     # (ii) per-client Python loop calling a jitted local update.
     @jax.jit
     def local_update(p, xc, yc):
@@ -484,6 +520,23 @@ def print_tables(results: list, comp: dict | None, title: str = "") -> None:
       row.append("-" if st is None or fed is None else
                  f"{st['min'] / fed['min']:.2f} / {st['median'] / fed['median']:.2f}")
     print("| " + " | ".join(str(v) for v in row) + " |")
+  if "hand_fedavg" in present:
+    mine = [s for s in ("fedjit", "population", "run_training") if s in present]
+    print("\nAgainst FedAvg written by hand in one jit: (S / limit) / (hand-written / limit), "
+          "min-based / median-based (1.00: no cost beyond FedAvg's own structure)")
+    head = ["model", "clients", "hand-written / limit"] + [f"{TITLES[s]} / hand-written"
+                                                           for s in mine]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in equal:
+      h = r["stats"].get("hand_fedavg")
+      row = [r["model"], r["clients"], _pair(h, "ratio_min", "ratio_median", 2)]
+      for s in mine:
+        st = r["stats"].get(s)
+        row.append("-" if st is None or h is None else
+                   f"{st['ratio_min'] / h['ratio_min']:.2f} / "
+                   f"{st['ratio_median'] / h['ratio_median']:.2f}")
+      print("| " + " | ".join(str(v) for v in row) + " |")
   by_key = {(r["model"], r["clients"]): r for r in equal}
   for r in results:
     if r["sizes"] == "equal":
