@@ -65,14 +65,20 @@ class Bucket:
     self.valid = valid
 
   def tree_flatten(self):
-    flags = tuple(jax.tree_util.tree_leaves(self.mapped))
-    treedef = jax.tree_util.tree_structure(self.source)
-    return (self.source, self.rows, self.positions, self.valid), (treedef, flags)
+    # The static part (the source's structure and which leaves are mapped)
+    # is made once per bucket: jit flattens its arguments on every call.
+    aux = self.__dict__.get("_aux")
+    if aux is None:
+      aux = self._aux = (jax.tree_util.tree_structure(self.source),
+                         tuple(jax.tree_util.tree_leaves(self.mapped)))
+    return (self.source, self.rows, self.positions, self.valid), aux
 
   @classmethod
   def tree_unflatten(cls, aux, children):
     treedef, flags = aux
-    return cls(children[0], jax.tree_util.tree_unflatten(treedef, list(flags)), *children[1:])
+    b = cls(children[0], jax.tree_util.tree_unflatten(treedef, list(flags)), *children[1:])
+    b._aux = aux
+    return b
 
   def __repr__(self):
     return (f"Bucket(size={self.size}, rows={self.rows is not None}, "
