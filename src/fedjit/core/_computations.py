@@ -9,6 +9,11 @@ This module owns federated computations (`federated_computation`,
 live in `_jax_computation`, the base class and the parameter facts backends
 read in `_computation_base`, and the declaration checks in `_signatures`. All
 are importable from here.
+
+Calling a federated computation from Python (`trainer.next(state, data)`)
+packs the arguments into one per parameter and hands them to the current
+backend, `get_backend().run(comp, args)` (the protocol is `_context.Backend`;
+README "How a round runs" follows the call on).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from fedjit.core._signatures import (  # re-exported
 from fedjit.core._types import (FunctionType, StructType, check_no_placement_in, infer_type,
                                 to_type)
 # Names this module held before the split, kept importable.
-from fedjit.core._context import get_backend  # noqa: F401
+from fedjit.core._context import get_backend
 from fedjit.core._errors import FederatedValueError, add_context  # noqa: F401
 from fedjit.core._function_utils import declared_parameter_types  # noqa: F401
 from fedjit.core._jax_computation import (_TRACER_ERRORS, _arrays_out,  # noqa: F401
@@ -99,7 +104,8 @@ class FederatedComputation(Computation):
     if fpos:
       comp = self._bound({p: args[p] for p in fpos})
       args = tuple(a for i, a in enumerate(args) if i not in fpos)
-    return execute_python_call(comp, args)
+    # Called from Python: the current backend runs it (`_context.Backend.run`).
+    return get_backend().run(comp, args)
 
   def _function_argument(self, position: int, given: Any, builder=None):
     """The computation (or, while tracing, the outer function parameter's
