@@ -522,6 +522,50 @@ def test_federated_min_and_max_of_structures(backend):
   assert int(lo[1]) == ns.min() and int(hi[1]) == ns.max()
 
 
+# ------------------------------------------------ federated_collect
+
+
+@fedjit.jax_computation(fedjit.TensorType(np.float32, [None, 2]), fedjit.TensorType(np.int32, [None]))
+def _median_and_count(xs, ns):
+  return jnp.median(xs, axis=0), ns.shape[0]
+
+
+@fedjit.federated_computation(_at_clients(_MINMAX_T))
+def _collected(x):
+  everyone = fedjit.federated_collect(x)
+  return everyone, fedjit.federated_map(_median_and_count, everyone)
+
+
+def test_federated_collect_stacks_every_clients_value_in_order(backend):
+  assert str(_collected.type_signature.result) == (
+      "<<float32[?,2],int32[?]>@SERVER,<float32[2],int32>@SERVER>")
+  rng = _rng(4)
+  vs = rng.normal(size=(NUM_CLIENTS, 2)).astype(np.float32)
+  ns = rng.integers(-50, 50, size=NUM_CLIENTS).astype(np.int32)
+  (stacked_v, stacked_n), (median, count) = _collected([(v, n) for v, n in zip(vs, ns)])
+  np.testing.assert_array_equal(np.asarray(stacked_v), vs)
+  np.testing.assert_array_equal(np.asarray(stacked_n), ns)
+  np.testing.assert_allclose(np.asarray(median), np.median(vs, axis=0), rtol=1e-6)
+  assert int(count) == NUM_CLIENTS
+
+
+def test_federated_collect_of_a_broadcast_repeats_it_per_client(backend):
+  @fedjit.federated_computation(fedjit.FederatedType(F32, SERVER), _at_clients(F32))
+  def both(s, c):
+    return fedjit.federated_collect(fedjit.federated_broadcast(s)), fedjit.federated_collect(c)
+  repeated, given = both(np.float32(7.0), [1.0, 2.0, 3.0])
+  np.testing.assert_array_equal(np.asarray(repeated), [7.0, 7.0, 7.0])
+  np.testing.assert_array_equal(np.asarray(given), [1.0, 2.0, 3.0])
+
+
+def test_federated_collect_errors():
+  with pytest.raises(fedjit.PlacementError, match="CLIENTS"):
+    fedjit.federated_computation(fedjit.FederatedType(F32, SERVER))(fedjit.federated_collect)
+  seq = fedjit.SequenceType(F32)
+  with pytest.raises(TypeError, match="collects tensors or structures"):
+    fedjit.federated_computation(_at_clients(seq))(fedjit.federated_collect)
+
+
 @fedjit.jax_computation
 def _ones_and_two():
   return jnp.ones(2, jnp.float32), jnp.int32(2)

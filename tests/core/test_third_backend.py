@@ -152,6 +152,10 @@ class LoggingOps(fedjit.core.Ops):
     return jax.tree_util.tree_map(lambda *xs: functools.reduce(np.maximum, xs), *v)
 
   @_logged
+  def federated_collect(self, node, v):
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *v)
+
+  @_logged
   def federated_select(self, node, keys, max_key, server):
     fn, top = node.attrs["fn"], int(max_key)
     out = []

@@ -79,6 +79,10 @@ class Ops:
   def federated_min(self, node: Node, v: Any) -> Any:
     raise NotImplementedError
 
+  def federated_collect(self, node: Node, v: Any) -> Any:
+    """Every client's value at the server, stacked along a new leading axis."""
+    raise NotImplementedError
+
   def federated_max(self, node: Node, v: Any) -> Any:
     raise NotImplementedError
 

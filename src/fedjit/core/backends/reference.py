@@ -112,6 +112,10 @@ class ReferenceOps(Ops):
     return jax.tree_util.tree_map(
         lambda *xs: jnp.asarray(functools.reduce(np.minimum, [np.asarray(x) for x in xs])), *v)
 
+  def federated_collect(self, node, v):
+    need_clients(self.n, "federated_collect")
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *v)
+
   def federated_max(self, node, v):
     return jax.tree_util.tree_map(
         lambda *xs: jnp.asarray(functools.reduce(np.maximum, [np.asarray(x) for x in xs])), *v)

@@ -210,6 +210,11 @@ class VectorizedOps(Ops):
       return x  # all clients hold it
     return jax.tree_util.tree_map(leaf, b.source, b.mapped)
 
+  def federated_collect(self, node, v):
+    # Every client's value in cohort order (filler dropped): cohort x value
+    # size at the server.
+    return self._in_order(v, "federated_collect")
+
   def federated_min(self, node, v):
     return self._reduce_clients(v, jnp.min)
 
