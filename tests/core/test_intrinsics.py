@@ -558,6 +558,15 @@ def test_federated_collect_of_a_broadcast_repeats_it_per_client(backend):
   np.testing.assert_array_equal(np.asarray(given), [1.0, 2.0, 3.0])
 
 
+def test_federated_collect_survives_serialization(backend):
+  restored = fedjit.deserialize(fedjit.serialize(_collected))
+  assert restored.type_signature == _collected.type_signature
+  (v, n), _ = restored([(np.array([1.0, 2.0], np.float32), np.int32(3)),
+                        (np.array([3.0, 4.0], np.float32), np.int32(5))])
+  np.testing.assert_array_equal(np.asarray(v), [[1.0, 2.0], [3.0, 4.0]])
+  np.testing.assert_array_equal(np.asarray(n), [3, 5])
+
+
 def test_federated_collect_errors():
   with pytest.raises(fedjit.PlacementError, match="CLIENTS"):
     fedjit.federated_computation(fedjit.FederatedType(F32, SERVER))(fedjit.federated_collect)
