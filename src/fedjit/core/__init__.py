@@ -17,6 +17,7 @@ from fedjit.core._errors import (ClientComputationError, FederatedOperationError
                                  InvalidTypeError, PlacementError,
                                  TypeNotAssignableError, TypesNotEquivalentError)
 from fedjit.core._collect import federated_collect
+from fedjit.core._privacy_report import PrivacyReport, privacy_report
 from fedjit.core._intrinsics import (federated_aggregate,
                                      federated_broadcast, federated_eval,
                                      federated_map, federated_map_all_equal,
@@ -59,6 +60,7 @@ __all__ = [
     "federated_mean", "federated_secure_sum", "federated_sum", "federated_value",
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
     "federated_eval", "federated_select", "federated_min", "federated_max", "federated_collect",
+    "PrivacyReport", "privacy_report",
     "federated_secure_select", "federated_map_all_equal",
     "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
     "ComputationReturnedNoneError", "SumIncompatibleError", "type_analysis",

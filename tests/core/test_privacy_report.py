@@ -1,0 +1,63 @@
+"""privacy_report: every flow of client values to the server, read from the graph."""
+
+import numpy as np
+import pytest
+
+from conftest import softmax3_model
+
+import fedjit
+from fedjit import learning
+
+F32 = fedjit.TensorType(np.float32, [2])
+I32 = fedjit.TensorType(np.int32)
+
+
+def test_fed_avg_reveals_only_aggregates():
+  trainer = learning.algorithms.build_weighted_fed_avg(
+      softmax3_model(), learning.optimizers.build_sgdm(0.1))
+  report = fedjit.privacy_report(trainer)
+  assert [f.intrinsic for f in report.flows] == ["federated_sum", "federated_mean"]
+  assert all(f.reveals == "aggregate" and not f.secure for f in report.flows)
+  assert not report.reveals_individual_values
+  update = report.flows[1]  # the model update, at CLIENTS, averaged at the SERVER
+  assert str(update.client_type).startswith("{<trainable=")
+  assert update.server_type.placement == fedjit.SERVER
+  assert "2 flow(s) from CLIENTS to SERVER" in str(report)
+
+
+def test_each_kind_of_flow_is_named():
+  @fedjit.federated_computation(fedjit.FederatedType(F32, fedjit.CLIENTS),
+                                fedjit.FederatedType(I32, fedjit.CLIENTS))
+  def everything(x, k):
+    return (fedjit.federated_mean(x), fedjit.federated_collect(x), fedjit.federated_max(x),
+            fedjit.federated_secure_sum(k, 100), fedjit.federated_broadcast(
+                fedjit.federated_sum(k)))
+  report = fedjit.privacy_report(everything)
+  kinds = [(f.intrinsic, f.reveals, f.secure) for f in report.flows]
+  assert kinds == [
+      ("federated_mean", "aggregate", False),
+      ("federated_collect", "individual values", False),
+      ("federated_max", "order statistic (a client's value, per coordinate)", False),
+      ("federated_secure_sum", "aggregate", True),
+      ("federated_sum", "aggregate", False)]
+  assert report.reveals_individual_values
+  collect = report.flows[1]
+  assert str(collect.server_type) == "float32[?,2]@SERVER"
+  assert str(collect.client_type) == "{float32[2]}@CLIENTS"
+
+
+def test_server_only_and_broadcast_flows_are_not_client_flows():
+  @fedjit.federated_computation(fedjit.FederatedType(F32, fedjit.SERVER))
+  def broadcast_only(s):
+    return fedjit.federated_broadcast(s)
+  assert fedjit.privacy_report(broadcast_only).flows == []
+
+
+def test_errors_say_what_to_pass():
+  @fedjit.jax_computation(F32)
+  def local(x):
+    return x
+  with pytest.raises(TypeError, match="federated computation's graph.*JaxComputation"):
+    fedjit.privacy_report(local)
+  with pytest.raises(TypeError, match="got int"):
+    fedjit.privacy_report(3)
