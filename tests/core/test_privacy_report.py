@@ -61,3 +61,52 @@ def test_errors_say_what_to_pass():
     fedjit.privacy_report(local)
   with pytest.raises(TypeError, match="got int"):
     fedjit.privacy_report(3)
+
+
+def test_secure_sums_beside_individual_values_are_refused():
+  @fedjit.federated_computation(fedjit.FederatedType(I32, fedjit.CLIENTS))
+  def contradictory(k):
+    return fedjit.federated_secure_sum(k, 100), fedjit.federated_collect(k)
+  with pytest.raises(ValueError, match="secure aggregation.*federated_collect.*contradict"):
+    fedjit.privacy_report(contradictory).check()
+
+  @fedjit.federated_computation(fedjit.FederatedType(I32, fedjit.CLIENTS))
+  def fine(k):
+    return fedjit.federated_secure_sum(k, 100), fedjit.federated_sum(k)
+  assert fedjit.privacy_report(fine).check().flows
+
+
+def test_a_contradictory_aggregator_fails_when_the_process_is_built():
+  from fedjit.learning.aggregators import UnweightedAggregationFactory
+  from fedjit.learning.templates import AggregationProcess, MeasuredProcessOutput
+
+  class SecureButCollecting(UnweightedAggregationFactory):
+    """Securely sums a count, yet collects every update (a contradiction)."""
+
+    def create(self, value_type):
+      @fedjit.jax_computation(fedjit.core.collected_type(fedjit.to_type(value_type)))
+      def first(stacked):
+        import jax
+        return jax.tree_util.tree_map(lambda x: x[0], stacked)
+
+      @fedjit.jax_computation
+      def one():
+        import jax.numpy as jnp
+        return jnp.int32(1)
+
+      @fedjit.federated_computation
+      def init():
+        return fedjit.federated_value((), fedjit.SERVER)
+
+      @fedjit.federated_computation(init.type_signature.result,
+                                    fedjit.FederatedType(value_type, fedjit.CLIENTS))
+      def next_fn(state, value):
+        count = fedjit.federated_secure_sum(fedjit.federated_eval(one, fedjit.CLIENTS), 1)
+        chosen = fedjit.federated_map(first, fedjit.federated_collect(value))
+        return MeasuredProcessOutput(state, chosen, count)
+      return AggregationProcess(init, next_fn)
+
+  with pytest.raises(ValueError, match="contradict"):
+    learning.algorithms.build_unweighted_fed_avg(
+        softmax3_model(), learning.optimizers.build_sgdm(0.1),
+        model_aggregator=SecureButCollecting())

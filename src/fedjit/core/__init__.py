@@ -16,7 +16,7 @@ from fedjit.core._errors import (ClientComputationError, FederatedOperationError
                                  FederatedTypeError, FederatedValueError,
                                  InvalidTypeError, PlacementError,
                                  TypeNotAssignableError, TypesNotEquivalentError)
-from fedjit.core._collect import federated_collect
+from fedjit.core._collect import collected_type, federated_collect
 from fedjit.core._privacy_report import PrivacyReport, privacy_report
 from fedjit.core._intrinsics import (federated_aggregate,
                                      federated_broadcast, federated_eval,
@@ -60,7 +60,7 @@ __all__ = [
     "federated_mean", "federated_secure_sum", "federated_sum", "federated_value",
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
     "federated_eval", "federated_select", "federated_min", "federated_max", "federated_collect",
-    "PrivacyReport", "privacy_report",
+    "PrivacyReport", "privacy_report", "collected_type",
     "federated_secure_select", "federated_map_all_equal",
     "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
     "ComputationReturnedNoneError", "SumIncompatibleError", "type_analysis",
@@ -74,7 +74,8 @@ __all__ = [
     "Type", "infer_type", "to_type", "build_container", "struct_fields",
 ]
 
-# What a backend author needs beyond the user API (kept out of `fedjit.*`).
+# What backend and aggregator authors need beyond the user API (kept out of
+# `fedjit.*`, available as `fedjit.core.<name>`).
 BACKEND_API = ["register_backend", "Ops", "evaluate", "executing", "param_types",
                "to_reference", "from_reference", "struct_fields", "build_container",
-               "Prepared", "prepare_population"]
+               "Prepared", "prepare_population", "collected_type"]

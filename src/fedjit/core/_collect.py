@@ -25,7 +25,7 @@ def collected_type(member: Type) -> Type:
   leading `?` axis of clients (`float32[3]` -> `float32[?,3]`).
 
   Example:
-    >>> str(collected_type(fedjit.TensorType(np.float32, [3])))
+    >>> str(fedjit.core.collected_type(fedjit.TensorType(np.float32, [3])))
     'float32[?,3]'
   """
   if isinstance(member, TensorType):

@@ -36,6 +36,30 @@ class PrivacyReport:
     (`federated_collect`, or the order statistics `federated_min`/`max`)."""
     return any(f.individual for f in self.flows)
 
+  def check(self) -> "PrivacyReport":
+    """Raises if the flows contradict each other: a secure sum (the server
+    may learn only the sum) beside a flow that shows the server individual
+    client values (`federated_collect`, as robust aggregators use), which
+    would defeat it. Returns the report otherwise.
+
+    Raises:
+      ValueError: naming both flows.
+
+    Example:
+      >>> fedjit.privacy_report(trainer).check()   # raises if contradictory
+    """
+    secure = [f for f in self.flows if f.secure]
+    revealing = [f for f in self.flows if f.individual]
+    if secure and revealing:
+      s, r = secure[0], revealing[0]
+      raise ValueError(
+          f"{self.name} sums {s.client_type} with {s.intrinsic} (secure aggregation: the "
+          f"server may learn only the sum), but also sends {r.client_type} to the server "
+          f"with {r.intrinsic}, which reveals {r.reveals}. The two contradict each other: "
+          f"use a robust aggregator without secure aggregation, or secure aggregation "
+          f"with an aggregate (a mean or sum) only.")
+    return self
+
   def __str__(self) -> str:
     lines = [f"{self.name}: {len(self.flows)} flow(s) from CLIENTS to SERVER"]
     for f in self.flows:

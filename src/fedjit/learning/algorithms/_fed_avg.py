@@ -130,6 +130,9 @@ def _compose(model, client_work, server_optimizer, model_distributor, model_aggr
   else:
     raise TypeError(f"model_aggregator must be an aggregation factory (such as "
                     f"fedjit.learning.aggregators.MeanFactory()), got {model_aggregator!r}.")
+  # Refused at build time: secure aggregation beside a flow that reveals
+  # individual updates (e.g. a robust aggregator over a secure sum).
+  fedjit.privacy_report(aggregator.next).check()
   finalizer = build_apply_optimizer_finalizer(server_optimizer, weights_type)
   return compose_learning_process(initial_weights_fn(model), distributor, client_work,
                                   aggregator, finalizer)
