@@ -21,7 +21,7 @@ from typing import Any
 
 __all__ = ["PrivacyAccountant"]
 
-SAMPLINGS = ("without_replacement", "poisson")
+SAMPLINGS = ("without_replacement", "poisson", "local")
 
 
 def _dp_accounting():
@@ -65,6 +65,15 @@ class PrivacyAccountant:
     `PoissonSampledDpEvent(q, GaussianDpEvent(σ))` under add-or-remove-one.
     This is the guarantee only if clients really are sampled that way
     (`run_training` does not; sample them yourself).
+
+  * `sampling="local"`: local DP, each client noising its own clipped
+    value (`DifferentiallyPrivateFactory.local_gaussian`). The guarantee is
+    each client's own, against everyone including the server, for the
+    rounds it takes part in (`rounds` counts them; at most all rounds): the
+    event is `GaussianDpEvent(σ / 2)` per round (the client's value moves
+    by up to 2·clip when it is replaced: a Gaussian mechanism of
+    sensitivity 2·clip and noise σ·clip), with no amplification by
+    sampling. `population_size` and `clients_per_round` are not used.
 
   Both the RDP and the PLD value are upper bounds on the same true ε; PLD
   is tighter, RDP cheaper.
@@ -169,6 +178,9 @@ class PrivacyAccountant:
     """
     self._require_bound()
     dpa = _dp_accounting()
+    if self.sampling == "local":
+      return dpa.SelfComposedDpEvent(dpa.GaussianDpEvent(self.noise_multiplier / 2),
+                                     int(rounds))
     if self.sampling == "poisson":
       one = dpa.PoissonSampledDpEvent(self.clients_per_round / self.population_size,
                                       dpa.GaussianDpEvent(self.noise_multiplier))
@@ -180,7 +192,9 @@ class PrivacyAccountant:
 
   def _relation(self):
     rel = _dp_accounting().NeighboringRelation
-    return rel.ADD_OR_REMOVE_ONE if self.sampling == "poisson" else rel.REPLACE_ONE
+    # Local DP: the event already holds the 2·clip sensitivity (σ / 2), a
+    # plain Gaussian mechanism, which is what add-or-remove computes for it.
+    return rel.REPLACE_ONE if self.sampling == "without_replacement" else rel.ADD_OR_REMOVE_ONE
 
   def epsilon(self, rounds: int, method: str = "rdp") -> float:
     """ε after `rounds` rounds, for this accountant's δ.
@@ -221,7 +235,7 @@ class PrivacyAccountant:
     if self.noise_multiplier == 0:
       return math.inf
     if method == "pld":
-      if self.sampling != "poisson":
+      if self.sampling == "without_replacement":
         raise NotImplementedError(
             "dp-accounting's PLD accountant does not support sampling without "
             "replacement (SampledWithoutReplacementDpEvent); use method='rdp', or "

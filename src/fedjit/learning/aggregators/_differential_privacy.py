@@ -338,6 +338,22 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
                noise_seed=noise_seed)
 
   @classmethod
+  def local_gaussian(cls, noise_multiplier: float, clip: float, *,
+                     noise_seed: int | None = None, accountant: Any = None):
+    """Local DP: each client clips its value to ℓ2 norm `clip` and adds
+    N(0, (noise_multiplier · clip)²) noise itself, before the value leaves
+    it; the server averages the noised values (a `LocalGaussianFactory`;
+    see its docstring). With `accountant=PrivacyAccountant(population_size,
+    delta, sampling="local")` each round reports the clients' ε.
+
+    Example:
+      >>> factory = DifferentiallyPrivateFactory.local_gaussian(1.0, clip=0.5, noise_seed=0)
+    """
+    from fedjit.learning.aggregators._local_dp import LocalGaussianFactory
+    return LocalGaussianFactory(noise_multiplier, clip, noise_seed=noise_seed,
+                                accountant=accountant)
+
+  @classmethod
   def tree_aggregation(cls, noise_multiplier: float, clients_per_round: float,
                        l2_norm_clip: float, record_specs: Any = None,
                        noise_seed: int | None = None, use_efficient: bool = False,
