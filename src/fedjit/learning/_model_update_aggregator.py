@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
+from fedjit.learning.aggregators._compression import compression_aggregator
 from fedjit.learning.aggregators._differential_privacy import DifferentiallyPrivateFactory
 from fedjit.learning.aggregators._mean import UnweightedAggregationFactory
 from fedjit.learning.aggregators._zeroing import _AdaptiveZeroingFactory
 
-__all__ = ["dp_aggregator"]
+__all__ = ["compression_aggregator", "dp_aggregator"]
 
 
 def dp_aggregator(noise_multiplier: float, clients_per_round: float, zeroing: bool = True, *,
