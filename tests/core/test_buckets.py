@@ -244,3 +244,27 @@ def test_row_view_of_a_padded_cohort_reads_the_same_elements():
     weighted, doubled = both(cohort.data, cohort.mask, row)
     np.testing.assert_allclose(weighted, expected, rtol=1e-5)
     np.testing.assert_allclose(doubled, 2.0 * sum(float(b.sum()) for b in batches), rtol=1e-5)
+
+
+@pytest.mark.parametrize("options", [dict(client_map="map"), dict(client_map="map", chunk_size=2),
+                                     dict(client_map="vmap")])
+def test_population_cohort_zipped_with_per_client_values(options):
+  # A Population's cohort (rows of the padded population) zipped with a
+  # plain per-client value: each client sees its own dataset and its own value.
+  seq = fedjit.SequenceType(fedjit.TensorType(np.float32, [None, 2]))
+
+  @fedjit.federated_computation(fedjit.FederatedType(seq, fedjit.CLIENTS),
+                                fedjit.FederatedType(np.float32, fedjit.CLIENTS))
+  def scaled_sums(data, weights):
+    return fedjit.federated_map(
+        lambda a: a[0].reduce(jnp.float32(0), lambda c, b, m: c + jnp.sum(b * m[:, None]),
+                              with_mask=True) * a[1],
+        fedjit.federated_zip((data, weights)))
+
+  rng = np.random.default_rng(0)
+  data = [[rng.normal(size=(2, 2)).astype(np.float32) for _ in range(k)] for k in (1, 3, 2, 5, 1)]
+  population = fedjit.core.prepare_population(seq, data)
+  ids, weights = [3, 0, 4], [2.0, -1.0, 0.5]
+  expected = [sum(float(b.sum()) for b in data[i]) * w for i, w in zip(ids, weights)]
+  with fedjit.backend("vectorized", **options):
+    np.testing.assert_allclose(scaled_sums(population.gather(ids), weights), expected, rtol=1e-5)

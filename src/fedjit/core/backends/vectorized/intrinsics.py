@@ -67,9 +67,10 @@ class VectorizedOps(Ops):
     fields = struct_fields(st, v)
     if node.type.placement == SERVER:
       return v
-    # The fields in the buckets of the one with the most buckets (the others
-    # are taken at its clients' positions; see `Cohort.like`).
-    ref = max(fields, key=lambda c: (len(c.buckets), not c.is_uniform))
+    # The fields in the buckets of the one with the most buckets, preferring
+    # one with positions (a Population's, read lazily): the others are taken
+    # at its clients' positions (see `Cohort.like`).
+    ref = max(fields, key=lambda c: (len(c.buckets), not c.is_plain, not c.is_uniform))
     fields = [c.like(ref) for c in fields]
     buckets = [zip_buckets(list(parts), lambda xs: build_container(st, xs))
                for parts in zip(*[c.buckets for c in fields])]
