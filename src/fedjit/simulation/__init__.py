@@ -20,11 +20,11 @@ from fedjit.simulation._training import (TrainingResult, TrainingWarning,
 
 __all__ = ["ClientData", "Dataset", "Population", "UnknownClientError", "build_uniform_sampling_fn",
            "sample_clients", "TrainingResult", "build_central_evaluation", "flatten_metrics",
-           "plot_curves", "run_training", "TrainingWarning", "datasets", "partitioners"]
+           "plot_curves", "run_training", "TrainingWarning", "attacks", "datasets", "partitioners"]
 
 
 def __getattr__(name):
-  if name in ("datasets", "partitioners"):
+  if name in ("attacks", "datasets", "partitioners"):
     return _importlib.import_module(f"fedjit.simulation.{name}")
   raise AttributeError(f"module 'fedjit.simulation' has no attribute {name!r}")
 
