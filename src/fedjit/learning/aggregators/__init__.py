@@ -14,7 +14,17 @@ from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
                                                UnweightedAggregationFactory,
                                                UnweightedMeanFactory,
                                                WeightedAggregationFactory)
+from fedjit.learning.aggregators._robust import (BucketingFactory, BulyanFactory,
+                                                 CenteredClippingFactory,
+                                                 CoordinateMedianFactory,
+                                                 GeometricMedianFactory, KrumFactory,
+                                                 NearestNeighborMixingFactory,
+                                                 TrimmedMeanFactory, clipping_factory,
+                                                 zeroing_factory)
 
 __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
            "WeightedAggregationFactory", "UnweightedAggregationFactory",
-           "DifferentiallyPrivateFactory", "PrivacyAccountant", "adaptive_clip_noise_params"]
+           "DifferentiallyPrivateFactory", "PrivacyAccountant", "adaptive_clip_noise_params",
+           "CoordinateMedianFactory", "TrimmedMeanFactory", "KrumFactory", "BulyanFactory",
+           "GeometricMedianFactory", "CenteredClippingFactory", "NearestNeighborMixingFactory",
+           "BucketingFactory", "clipping_factory", "zeroing_factory"]
