@@ -259,10 +259,10 @@ def _divide(t):
 
 
 def flip_labels(client_data: Any, byzantine_ids: "list", num_classes: int) -> Any:
-  """`client_data` with the labels of `byzantine_ids`' batches flipped,
+  """`client_data` with the labels of `byzantine_ids`' data flipped,
   y -> num_classes - 1 - y (a data-poisoning attack; the same clients in
-  every round). Batches are `(x, y)` pairs or dicts with a "y" or "label"
-  key.
+  every round). Elements (examples or batches) are `(x, y)` pairs or dicts
+  with a "y" or "label" key.
 
   Example:
     >>> poisoned = flip_labels(train, train.client_ids[:10], num_classes=10)
@@ -278,19 +278,22 @@ def flip_labels(client_data: Any, byzantine_ids: "list", num_classes: int) -> An
       num_classes < 2):
     raise ValueError(f"flip_labels expects num_classes >= 2, got {num_classes!r}.")
 
-  def flip(batch):
-    if isinstance(batch, dict):
-      name = "y" if "y" in batch else "label" if "label" in batch else None
+  def flip(element):
+    # Works on a batch or on one example, and on arrays or JAX tracers.
+    if isinstance(element, dict):
+      name = "y" if "y" in element else "label" if "label" in element else None
       if name is None:
-        raise TypeError(f"flip_labels: a dict batch needs a 'y' or 'label' key, got "
-                        f"{sorted(batch)}.")
-      return {**batch, name: num_classes - 1 - np.asarray(batch[name])}
-    x, y = batch
-    return x, (num_classes - 1 - np.asarray(y)).astype(np.asarray(y).dtype)
+        raise TypeError(f"flip_labels: a dict element needs a 'y' or 'label' key, got "
+                        f"{sorted(element)}.")
+      return {**element, name: num_classes - 1 - element[name]}
+    x, y = element
+    return x, num_classes - 1 - y
 
   def dataset(cid):
     data = client_data.create_dataset_for_client(cid)
     if cid not in bad:
       return data
-    return Dataset.from_batches([flip(b) for b in data])
+    if isinstance(data, Dataset):
+      return data.map(flip)
+    return [flip(b) for b in data]  # a list of batches
   return ClientData.from_clients_and_fn(list(client_data.client_ids), dataset)
