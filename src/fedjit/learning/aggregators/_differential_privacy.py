@@ -142,6 +142,22 @@ def _initial_key(noise_seed: int | None) -> np.ndarray:
                     dtype=np.uint32)
 
 
+def privacy_computation(accountant: PrivacyAccountant):
+  """A jax computation `rounds -> OrderedDict(rounds, epsilon, delta)`: the
+  accountant's ε after `rounds` rounds, computed on the host
+  (`jax.pure_callback`) inside the compiled round."""
+  def host_epsilon(rounds):
+    return np.float32(accountant.epsilon(int(np.asarray(rounds))))
+
+  @fedjit.jax_computation(ROUNDS)
+  def privacy(rounds):
+    eps = jax.pure_callback(host_epsilon, jax.ShapeDtypeStruct((), jnp.float32), rounds,
+                            vmap_method="sequential")
+    return collections.OrderedDict(rounds=rounds, epsilon=eps,
+                                   delta=jnp.float32(accountant.delta))
+  return privacy
+
+
 def _global_l2_norm(value):
   leaves = jax.tree_util.tree_leaves(value)
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
@@ -505,15 +521,7 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
       return rounds + 1
 
     if accountant is not None:
-      def host_epsilon(rounds):
-        return np.float32(accountant.epsilon(int(np.asarray(rounds))))
-
-      @fedjit.jax_computation(ROUNDS)
-      def privacy(rounds):
-        eps = jax.pure_callback(host_epsilon, jax.ShapeDtypeStruct((), jnp.float32), rounds,
-                                vmap_method="sequential")
-        return collections.OrderedDict(rounds=rounds, epsilon=eps,
-                                       delta=jnp.float32(accountant.delta))
+      privacy = privacy_computation(accountant)
 
     @fedjit.federated_computation(initialize_fn.type_signature.result,
                                   FederatedType(value_type, CLIENTS))

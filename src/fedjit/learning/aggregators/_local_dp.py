@@ -24,7 +24,7 @@ import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
 from fedjit.learning.aggregators._differential_privacy import (_global_l2_norm, _initial_key,
-                                                               _number)
+                                                               _number, privacy_computation)
 from fedjit.learning.aggregators._mean import UnweightedAggregationFactory, _check_value_type
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
 
@@ -155,15 +155,7 @@ class LocalGaussianFactory(UnweightedAggregationFactory):
       return jnp.float32(clip), jnp.float32(sigma)
 
     if accountant is not None:
-      def host_epsilon(rounds):
-        return np.float32(accountant.epsilon(int(np.asarray(rounds))))
-
-      @fedjit.jax_computation(ROUNDS)
-      def privacy(rounds):
-        eps = jax.pure_callback(host_epsilon, jax.ShapeDtypeStruct((), jnp.float32), rounds,
-                                vmap_method="sequential")
-        return collections.OrderedDict(rounds=rounds, epsilon=eps,
-                                       delta=jnp.float32(accountant.delta))
+      privacy = privacy_computation(accountant)
 
     @fedjit.federated_computation(initialize_fn.type_signature.result,
                                   FederatedType(value_type, CLIENTS))
