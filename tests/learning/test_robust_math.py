@@ -235,6 +235,25 @@ def test_every_rule_compiles_with_static_arguments():
   np.testing.assert_allclose(bucket(x, 3, key), rm.bucketing(x, 3, key), rtol=1e-6)
 
 
+@pytest.mark.parametrize("rule", [rm.coordinate_median, lambda x, chunk: rm.trimmed_mean(
+    x, 20, chunk=chunk)], ids=["median", "trimmed_mean"])
+def test_chunks_keep_the_sort_temporaries_small(rule):
+  """Compiled only (nothing runs): with `chunk` the sort's temporaries are a
+  block of columns, not a copy of the whole [n, d] matrix."""
+  x = jax.ShapeDtypeStruct((200, 100_000), jnp.float32)     # 80 MB
+
+  def temp_bytes(chunk):
+    compiled = jax.jit(lambda x: rule(x, chunk=chunk)).lower(x).compile()
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+      pytest.skip("this JAX backend reports no memory analysis")
+    return analysis.temp_size_in_bytes
+
+  whole, chunked = temp_bytes(None), temp_bytes(1024)
+  assert whole >= 200 * 100_000 * 4        # a sorted copy of x
+  assert chunked < whole / 20
+
+
 _SYMBOLIC = [
     ("coordinate_median", lambda x: rm.coordinate_median(x)),
     ("coordinate_median_chunked", lambda x: rm.coordinate_median(x, chunk=2)),
