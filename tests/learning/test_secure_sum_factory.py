@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fedjit
-from fedjit.learning.aggregators._secure import SecureModularSumFactory, SecureSumFactory
+from fedjit.aggregators import SecureModularSumFactory, SecureSumFactory
 
 I32 = fedjit.TensorType(np.int32)
 F32x3 = fedjit.TensorType(np.float32, [3])

@@ -7,7 +7,7 @@ from conftest import batched_clients, softmax3_model
 
 import fedjit
 from fedjit import learning
-from fedjit.learning.aggregators._validation import UpdateValidationFactory
+from fedjit.aggregators import UpdateValidationFactory
 
 VALUE = fedjit.StructType([("w", fedjit.TensorType(np.float32, [2])),
                            ("b", fedjit.TensorType(np.float32))])

@@ -8,8 +8,10 @@ Example:
 """
 
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
+from fedjit.learning.aggregators._compression import StochasticQuantizationFactory
 from fedjit.learning.aggregators._differential_privacy import (DifferentiallyPrivateFactory,
                                                                adaptive_clip_noise_params)
+from fedjit.learning.aggregators._local_dp import LocalGaussianFactory
 from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
                                                UnweightedAggregationFactory,
                                                UnweightedMeanFactory,
@@ -21,10 +23,14 @@ from fedjit.learning.aggregators._robust import (BucketingFactory, BulyanFactory
                                                  NearestNeighborMixingFactory,
                                                  TrimmedMeanFactory, clipping_factory,
                                                  zeroing_factory)
+from fedjit.learning.aggregators._secure import SecureModularSumFactory, SecureSumFactory
+from fedjit.learning.aggregators._validation import UpdateValidationFactory
 
 __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
            "WeightedAggregationFactory", "UnweightedAggregationFactory",
            "DifferentiallyPrivateFactory", "PrivacyAccountant", "adaptive_clip_noise_params",
            "CoordinateMedianFactory", "TrimmedMeanFactory", "KrumFactory", "BulyanFactory",
            "GeometricMedianFactory", "CenteredClippingFactory", "NearestNeighborMixingFactory",
-           "BucketingFactory", "clipping_factory", "zeroing_factory"]
+           "BucketingFactory", "clipping_factory", "zeroing_factory", "LocalGaussianFactory",
+           "SecureSumFactory", "SecureModularSumFactory", "StochasticQuantizationFactory",
+           "UpdateValidationFactory"]

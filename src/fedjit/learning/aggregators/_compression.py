@@ -31,7 +31,7 @@ import numpy as np
 
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
-from fedjit.learning.aggregators._differential_privacy import _initial_key
+from fedjit.learning.aggregators._noise import _initial_key
 from fedjit.learning.aggregators._local_dp import value_fingerprint
 from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
                                                UnweightedAggregationFactory, _check_value_type)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-import secrets
 import warnings
 from typing import Any
 
@@ -34,6 +33,8 @@ from fedjit.core import CLIENTS, SERVER, FederatedType, StructType, TensorType
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
 from fedjit.learning.aggregators._mean import (SumFactory, UnweightedAggregationFactory,
                                                _check_factory, _check_value_type, _empty)
+from fedjit.learning.aggregators._noise import (  # noqa: F401  (shared; _initial_key re-exported)
+    _global_l2_norm, _initial_key, _number, privacy_computation)
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
 
 __all__ = ["DifferentiallyPrivateFactory", "adaptive_clip_noise_params"]
@@ -42,23 +43,6 @@ FLOAT = TensorType(np.float32)
 ROUNDS = TensorType(np.int32)
 KEY = TensorType(np.uint32, [2])
 
-
-def _number(owner: str, name: str, value: Any, *, positive: bool = False,
-            probability: bool = False) -> float:
-  """`value` as a float after checking it; ValueError (TypeError for a
-  non-number) naming `owner` and `name` otherwise."""
-  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-    raise TypeError(f"{owner} expects {name} to be a number, got {value!r}.")
-  value = float(value)
-  if not math.isfinite(value):
-    raise ValueError(f"{owner} expects {name} to be finite, got {value}.")
-  if probability and not 0 <= value <= 1:
-    raise ValueError(f"{owner} expects {name} between 0 and 1 (inclusive), got {value}.")
-  if positive and value <= 0:
-    raise ValueError(f"{owner} expects {name} > 0, got {value}.")
-  if value < 0:
-    raise ValueError(f"{owner} expects {name} >= 0, got {value}.")
-  return value
 
 
 def adaptive_clip_noise_params(noise_multiplier: float, expected_clients_per_round: float,
@@ -129,38 +113,7 @@ class _GaussianQuery:
   tree: bool = False               # DP-FTRL's tree-aggregation noise
 
 
-def _initial_key(noise_seed: int | None) -> np.ndarray:
-  """A raw JAX key (uint32[2]): from `noise_seed`, or 64 fresh bits from the
-  operating system's CSPRNG (`secrets`) when it is None."""
-  if noise_seed is None:
-    return np.frombuffer(secrets.token_bytes(8), dtype=np.uint32).copy()
-  if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) or (
-      noise_seed < 0):
-    raise TypeError(f"noise_seed must be None (a seed from the OS CSPRNG) or an int >= 0, "
-                    f"got {noise_seed!r}.")
-  return np.asarray(jax.random.key_data(jax.random.PRNGKey(int(noise_seed) % 2 ** 63)),
-                    dtype=np.uint32)
 
-
-def privacy_computation(accountant: PrivacyAccountant):
-  """A jax computation `rounds -> OrderedDict(rounds, epsilon, delta)`: the
-  accountant's ε after `rounds` rounds, computed on the host
-  (`jax.pure_callback`) inside the compiled round."""
-  def host_epsilon(rounds):
-    return np.float32(accountant.epsilon(int(np.asarray(rounds))))
-
-  @fedjit.jax_computation(ROUNDS)
-  def privacy(rounds):
-    eps = jax.pure_callback(host_epsilon, jax.ShapeDtypeStruct((), jnp.float32), rounds,
-                            vmap_method="sequential")
-    return collections.OrderedDict(rounds=rounds, epsilon=eps,
-                                   delta=jnp.float32(accountant.delta))
-  return privacy
-
-
-def _global_l2_norm(value):
-  leaves = jax.tree_util.tree_leaves(value)
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
 
 
 class DifferentiallyPrivateFactory(UnweightedAggregationFactory):

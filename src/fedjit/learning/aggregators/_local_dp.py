@@ -23,8 +23,8 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
-from fedjit.learning.aggregators._differential_privacy import (_global_l2_norm, _initial_key,
-                                                               _number, privacy_computation)
+from fedjit.learning.aggregators._noise import (_global_l2_norm, _initial_key, _number,
+                                               privacy_computation)
 from fedjit.learning.aggregators._mean import UnweightedAggregationFactory, _check_value_type
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
 

@@ -46,7 +46,7 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators import _robust_math as rm
-from fedjit.learning.aggregators._differential_privacy import _initial_key, _number
+from fedjit.learning.aggregators._noise import _initial_key, _number
 from fedjit.learning.aggregators._mean import (UnweightedAggregationFactory,
                                                WeightedAggregationFactory,
                                                _check_factory, _check_value_type,
