@@ -9,7 +9,8 @@ from fedjit.core.backends.vectorized.intrinsics import VectorizedOps
 # Every intrinsic a traced federated graph can hold (the names the tracer
 # writes into intrinsic nodes), and the one the vectorized compiler adds.
 INTRINSICS = [
-    "federated_aggregate", "federated_broadcast", "federated_eval", "federated_map",
+    "federated_aggregate", "federated_broadcast", "federated_collect", "federated_eval",
+    "federated_map",
     "federated_max", "federated_mean", "federated_min", "federated_secure_modular_sum",
     "federated_secure_sum", "federated_secure_sum_bitwidth", "federated_select",
     "federated_sum", "federated_value", "federated_zip",
