@@ -36,8 +36,8 @@ def _clients(n=8, seed=0):
            "b": rng.normal(size=3).astype(np.float32)} for _ in range(n)]
 
 
-@pytest.mark.parametrize("backend", ["vectorized", "reference"])
-@pytest.mark.parametrize("rotation", [True, False])
+@pytest.mark.parametrize("backend, rotation", [("vectorized", True), ("vectorized", False),
+                                               ("reference", True)])
 def test_each_round_is_close_and_the_average_of_rounds_is_unbiased(backend, rotation):
   values = _clients()
   exact = {k: np.sum([v[k].astype(np.float64) for v in values], axis=0) for k in ("w", "b")}

@@ -168,12 +168,12 @@ _SERIALIZED = [
 ]
 
 
-@BACKENDS
 @pytest.mark.parametrize("name,make", _SERIALIZED, ids=[c[0] for c in _SERIALIZED])
-def test_a_serialized_round_runs_the_rule_for_any_number_of_clients(backend, name, make):
+def test_a_serialized_round_runs_the_rule_for_any_number_of_clients(name, make):
   """Serialization exports the server's jax code with a symbolic number of
-  clients; the restored round must compute what the original does."""
-  with fedjit.backend(backend):
+  clients; the restored round must compute what the original does (on the
+  default backend: the exported program is the same for both)."""
+  with fedjit.backend("vectorized"):
     process = make().create(VALUE)
     restored = fedjit.deserialize(fedjit.serialize(process.next))
     assert str(restored.type_signature) == str(process.next.type_signature)
