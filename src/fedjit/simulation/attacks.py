@@ -41,6 +41,7 @@ import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators import UnweightedAggregationFactory, WeightedAggregationFactory
 from fedjit.learning.aggregators._local_dp import value_fingerprint
+from fedjit.learning.aggregators._mean import _with_dtype
 from fedjit.learning.templates import AggregationProcess, MeasuredProcessOutput
 
 __all__ = ["ATTACKS", "ByzantineFactory", "flip_labels"]
@@ -150,7 +151,7 @@ class ByzantineFactory:
     def one():
       return jnp.int32(1)
 
-    stats_type = _float_like(value_type)
+    stats_type = _with_dtype(value_type, np.float32)
 
     @fedjit.jax_computation(value_type, TensorType(np.int32), KEY, stats_type, stats_type,
                             TensorType(np.int32), TensorType(np.int32))
@@ -234,13 +235,6 @@ def _output(key, out, f):
       fedjit.federated_zip(collections.OrderedDict(key=key, inner=out.state)), out.result,
       fedjit.federated_zip(collections.OrderedDict(attacked=out.measurements,
                                                    byzantine_count=f)))
-
-
-def _float_like(t):
-  from fedjit.core import StructType
-  if isinstance(t, TensorType):
-    return TensorType(np.float32, t.shape)
-  return StructType([(n, _float_like(e)) for n, e in t.items()], container=t.container)
 
 
 def _times(t):

@@ -33,9 +33,10 @@ import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators._noise import _initial_key
 from fedjit.learning.aggregators._local_dp import value_fingerprint
-from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
-                                               UnweightedAggregationFactory, _check_value_type)
+from fedjit.learning.aggregators._mean import (MeanFactory, UnweightedAggregationFactory,
+                                               _check_value_type, _tensor_leaves)
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
+from fedjit.learning.templates._stages import zeros_of
 
 __all__ = ["StochasticQuantizationFactory", "compression_aggregator", "hadamard"]
 
@@ -110,7 +111,7 @@ class StochasticQuantizationFactory(UnweightedAggregationFactory):
   def create(self, value_type: Any) -> AggregationProcess:
     """An `AggregationProcess` summing compressed `value_type` values."""
     value_type = _check_value_type("StochasticQuantizationFactory", value_type)
-    sizes = [int(np.prod(t.shape)) for t in _leaf_types(value_type)]
+    sizes = [int(np.prod(t.shape)) for t in _tensor_leaves(value_type)]
     d = sum(sizes)
     padded = 1 << max(d - 1, 0).bit_length() if self._rotation else d
     bits, rotation = self._bits, self._rotation
@@ -157,7 +158,7 @@ class StochasticQuantizationFactory(UnweightedAggregationFactory):
       x = total
       if rotation:
         x = hadamard(x) * signs(round_key)
-      return _unflatten(_zeros(value_type), x[:d])
+      return _unflatten(zeros_of(value_type), x[:d])
 
     @fedjit.jax_computation
     def sizes_in_bits():
@@ -177,20 +178,6 @@ class StochasticQuantizationFactory(UnweightedAggregationFactory):
               bits_per_client=sent_bits, uncompressed_bits_per_client=plain_bits)))
 
     return AggregationProcess(initialize_fn, next_fn)
-
-
-def _leaf_types(t):
-  from fedjit.core import StructType
-  if isinstance(t, TensorType):
-    return [t]
-  return [leaf for e in t.types() for leaf in _leaf_types(e)] if isinstance(t, StructType) else []
-
-
-def _zeros(t):
-  from fedjit.core import StructType, build_container
-  if isinstance(t, TensorType):
-    return jnp.zeros(t.shape, t.dtype)
-  return build_container(t, [_zeros(e) for e in t.types()])
 
 
 def compression_aggregator(weighted: bool = True, bits: int = 8,

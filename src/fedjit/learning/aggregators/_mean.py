@@ -61,6 +61,13 @@ def _tensor_leaves(t) -> list[TensorType] | None:
   return None
 
 
+def _with_dtype(t, dtype):
+  """`t` (a tensor or structure of tensors) with every tensor of `dtype`."""
+  if isinstance(t, TensorType):
+    return TensorType(dtype, t.shape)
+  return StructType([(n, _with_dtype(e, dtype)) for n, e in t.items()], container=t.container)
+
+
 def _check_value_type(factory: str, value_type: Any, what: str = "value_type",
                       floats: bool = True):
   """`value_type` as a fedjit type; TypeError unless it is an unplaced

@@ -22,27 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 
 import fedjit
-from fedjit.core import CLIENTS, SERVER, FederatedType, StructType, TensorType, to_type
-from fedjit.learning.aggregators._mean import UnweightedAggregationFactory
+from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType, to_type
+from fedjit.learning.aggregators._mean import (UnweightedAggregationFactory, _tensor_leaves,
+                                               _with_dtype)
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
 
 __all__ = ["SecureModularSumFactory", "SecureSumFactory"]
 
 INT = TensorType(np.int32)
-
-
-def _leaf_dtypes(t) -> "list | None":
-  if isinstance(t, TensorType):
-    return [np.dtype(t.dtype)]
-  if isinstance(t, StructType):
-    out = []
-    for e in t.types():
-      sub = _leaf_dtypes(e)
-      if sub is None:
-        return None
-      out += sub
-    return out
-  return None
 
 
 def _value_type(factory: str, value_type: Any, kind: str):
@@ -52,7 +39,8 @@ def _value_type(factory: str, value_type: Any, kind: str):
   except (TypeError, ValueError) as e:
     raise TypeError(f"{factory}.create expects a tensor type or a structure of them, got "
                     f"{value_type!r}.") from e
-  dtypes = None if isinstance(t, FederatedType) else _leaf_dtypes(t)
+  leaves = None if isinstance(t, FederatedType) else _tensor_leaves(t)
+  dtypes = None if leaves is None else [np.dtype(l.dtype) for l in leaves]
   if not dtypes:
     raise TypeError(f"{factory}.create expects the type of one client's value (tensors or a "
                     f"structure of them, unplaced), got {t}.")
@@ -254,8 +242,3 @@ class SecureSumFactory(UnweightedAggregationFactory):
 
     return AggregationProcess(initialize_fn, next_fn)
 
-
-def _with_dtype(t, dtype):
-  if isinstance(t, TensorType):
-    return TensorType(dtype, t.shape)
-  return StructType([(n, _with_dtype(e, dtype)) for n, e in t.items()], container=t.container)
