@@ -23,6 +23,7 @@ worst case over all attacks (the figure that matters, as in ByzFL).
 
 Run:  python benchmarks/robustness.py                   (the full grid; long)
       python benchmarks/robustness.py --quick           (one seed, 20% only, noniid)
+      python benchmarks/robustness.py --cache runs.jsonl  (resumable: finished runs are kept)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 
 import numpy as np
 
@@ -121,7 +123,27 @@ def main() -> None:
   p.add_argument("--attacks", default=",".join(ATTACKS))
   p.add_argument("--defences", default=",".join(DEFENCES))
   p.add_argument("--json", default=None)
+  p.add_argument("--cache", default=None,
+                 help="a JSON-lines file of finished runs: each run is appended as it "
+                      "ends and skipped when the file already has it (resume a long grid)")
   args = p.parse_args()
+  done = {}
+  if args.cache and os.path.exists(args.cache):
+    with open(args.cache) as fh:
+      for line in fh:
+        if line.strip():
+          record = json.loads(line)
+          done[record["key"]] = record["accuracy"]
+
+  def cached(attack, defence, fraction, setting, seed):
+    key = f"{setting}|{defence}|{attack}|{fraction}|{seed}"
+    if key not in done:
+      done[key] = run(attack, defence, fraction, setting, seed)
+      if args.cache:
+        with open(args.cache, "a") as fh:
+          fh.write(json.dumps({"key": key, "accuracy": done[key]}) + "\n")
+    return done[key]
+
   fractions, settings, seeds = [0.0, 0.1, 0.2], ["noniid", "iid"], range(args.seeds)
   if args.quick:
     fractions, settings, seeds = [0.2], ["noniid"], range(1)
@@ -129,7 +151,7 @@ def main() -> None:
   results = {}
   for setting in settings:
     for defence in defences:
-      clean = np.mean([run("none", defence, 0.0, setting, s) for s in seeds])
+      clean = np.mean([cached("none", defence, 0.0, setting, s) for s in seeds])
       results[(setting, defence, "none", 0.0)] = clean
       for fraction in fractions:
         if fraction == 0:
@@ -138,7 +160,7 @@ def main() -> None:
           if attack == "none":
             continue
           results[(setting, defence, attack, fraction)] = float(np.mean(
-              [run(attack, defence, fraction, setting, s) for s in seeds]))
+              [cached(attack, defence, fraction, setting, s) for s in seeds]))
       print(f"done {setting} {defence}", flush=True)
   for setting in settings:
     for fraction in [x for x in fractions if x > 0]:

@@ -52,6 +52,7 @@ class JaxComputation(Computation):
     self._type_signature: FunctionType | None = None
     self._concrete: dict = {}
     self.batchable = True
+    self.dp_noise = None  # a compiler.flows.DPNoise when it adds DP noise
     functools.update_wrapper(self, fn, updated=())
     if param_types is not None:
       self._type_signature = self._infer_signature(param_types)
@@ -140,6 +141,7 @@ class JaxComputation(Computation):
       # defaults runs with those defaults.
       self._concrete[key] = JaxComputation(self.fn, types, self.name,
                                            self.param_names if types else [])
+    self._concrete[key].dp_noise = self.dp_noise
     return self._concrete[key]
 
   def fn_for_argument_type(self, arg_type: Any) -> "JaxComputation":

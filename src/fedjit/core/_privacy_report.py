@@ -6,15 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from fedjit.core._computations import FederatedComputation
-from fedjit.core.compiler.flows import Flow, client_to_server_flows
+from fedjit.core._placements import SERVER
+from fedjit.core.compiler.flows import (DPNoise, Flow, client_to_server_flows, mark_dp_noise,
+                                        noise_steps)
 
-__all__ = ["PrivacyReport", "privacy_report"]
+__all__ = ["PrivacyReport", "privacy_report", "DPNoise", "mark_dp_noise"]
 
 
 class PrivacyReport:
   """The CLIENTS -> SERVER flows of a computation (`flows`, a list of
   `compiler.flows.Flow`: intrinsic, client and server types, what the
-  server learns, whether a secure sum carries it).
+  server learns, whether a secure sum carries it, which DP noise protects
+  it).
 
   Example:
     >>> report = fedjit.privacy_report(trainer)
@@ -26,9 +29,10 @@ class PrivacyReport:
       federated_mean  {<trainable=...>}@CLIENTS -> <trainable=...>@SERVER  aggregate
   """
 
-  def __init__(self, name: str, flows: "list[Flow]"):
+  def __init__(self, name: str, flows: "list[Flow]", noise_steps: "list | None" = None):
     self.name = name
     self.flows = list(flows)
+    self.noise_steps = list(noise_steps or [])
 
   @property
   def reveals_individual_values(self) -> bool:
@@ -37,13 +41,16 @@ class PrivacyReport:
     return any(f.individual for f in self.flows)
 
   def check(self) -> "PrivacyReport":
-    """Raises if the flows contradict each other: a secure sum (the server
-    may learn only the sum) beside a flow that shows the server individual
+    """Raises if the flows contradict each other. Returns the report otherwise.
+
+    Two compositions contradict themselves: a secure sum (the server may
+    learn only the sum) beside a flow that shows the server individual
     client values (`federated_collect`, as robust aggregators use), which
-    would defeat it. Returns the report otherwise.
+    would defeat it; and DP noise added at the server after a flow that
+    showed the server individual values, which then protects nothing.
 
     Raises:
-      ValueError: naming both flows.
+      ValueError: naming the flows and what to change.
 
     Example:
       >>> fedjit.privacy_report(trainer).check()   # raises if contradictory
@@ -58,6 +65,17 @@ class PrivacyReport:
           f"with {r.intrinsic}, which reveals {r.reveals}. The two contradict each other: "
           f"use a robust aggregator without secure aggregation, or secure aggregation "
           f"with an aggregate (a mean or sum) only.")
+    for flow in revealing:
+      late = [s for s in flow.noise if s.placement == SERVER]
+      if late:
+        raise ValueError(
+            f"{self.name} adds DP noise at the server ({late[0].noise.describe()}) after "
+            f"{flow.intrinsic} has shown the server individual client values "
+            f"({flow.client_type}): the server saw them before the noise, so it protects "
+            f"nothing. Aggregate with a sum or mean before the central noise (for "
+            f"DifferentiallyPrivateFactory, keep record_aggregation_factory a SumFactory), "
+            f"or add the noise on each client before the robust aggregator "
+            f"(DifferentiallyPrivateFactory.local_gaussian).")
     return self
 
   def __str__(self) -> str:
@@ -65,7 +83,24 @@ class PrivacyReport:
     for f in self.flows:
       secure = ", secure sum" if f.secure else ""
       lines.append(f"  {f.intrinsic}  {f.client_type} -> {f.server_type}  {f.reveals}{secure}")
+      for step in f.noise:
+        lines.append(f"    DP: {step.noise.describe()}, added {step.where}")
     return "\n".join(lines)
+
+  def epsilon(self, rounds: int) -> "dict[str, float]":
+    """ε after `rounds` rounds from each accountant of the DP noise in the
+    report, by the noise's source (what a data owner reviews before a run).
+
+    Example:
+      >>> fedjit.privacy_report(dp_fed_avg).epsilon(100)
+      {'DifferentiallyPrivateFactory.gaussian_adaptive': 1.93...}
+    """
+    out = {}
+    for step in self.noise_steps:
+      accountant = step.noise.accountant
+      if accountant is not None:
+        out[step.noise.source or step.noise.mechanism] = float(accountant.epsilon(rounds))
+    return out
 
   __repr__ = __str__
 
@@ -77,10 +112,12 @@ def privacy_report(computation: Any) -> PrivacyReport:
   the SERVER: its intrinsic, the clients' type and the server's, whether
   the server learns only an aggregate (a sum or mean), an order statistic
   or individual values (`federated_collect`, which robust aggregators
-  use), and whether a secure sum carries it. A process (anything with a
-  `next` computation, e.g. a `LearningProcess`) is reported by its `next`.
-  Not yet analysed: differential-privacy noise (the aggregators' own
-  `PrivacyAccountant` reports ε).
+  use), whether a secure sum carries it, and which differential-privacy
+  noise protects it (noise the fedjit DP aggregators add, marked with
+  `fedjit.core.mark_dp_noise`: on each client before the flow, or at the
+  server after it, with its mechanism, multiplier, clip and accountant). A
+  process (anything with a `next` computation, e.g. a `LearningProcess`) is
+  reported by its `next`.
 
   Raises:
     TypeError: `computation` is not a federated computation or a process.
@@ -101,4 +138,4 @@ def privacy_report(computation: Any) -> PrivacyReport:
         f"privacy_report reads a federated computation's graph: pass a "
         f"fedjit.federated_computation or a process with a `next` computation (such as "
         f"build_weighted_fed_avg(...)); got {type(computation).__name__}.")
-  return PrivacyReport(name, client_to_server_flows(comp.graph))
+  return PrivacyReport(name, client_to_server_flows(comp.graph), noise_steps(comp.graph))

@@ -469,6 +469,14 @@ class DifferentiallyPrivateFactory(UnweightedAggregationFactory):
                     / jnp.asarray(q.clients_per_round, x.dtype)).astype(x.dtype))
       return jax.tree_util.tree_unflatten(treedef, out), clip, key
 
+    source = ("DifferentiallyPrivateFactory.tree_aggregation" if q.tree else
+              "DifferentiallyPrivateFactory.gaussian_adaptive" if q.adaptive else
+              "DifferentiallyPrivateFactory.gaussian_fixed")
+    for fn in (noised_mean, tree_noised_mean):
+      fedjit.core.mark_dp_noise(fn, fedjit.core.DPNoise(
+          "gaussian", noise_multiplier=q.noise_multiplier,
+          clip=None if q.adaptive else q.initial_clip, source=source, accountant=accountant))
+
     @fedjit.jax_computation(ROUNDS)
     def next_round(rounds):
       return rounds + 1

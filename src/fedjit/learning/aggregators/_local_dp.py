@@ -150,6 +150,10 @@ class LocalGaussianFactory(UnweightedAggregationFactory):
                 for x, k in zip(leaves, keys)]
       return jax.tree_util.tree_unflatten(treedef, noised), (norm > clip).astype(jnp.int32)
 
+    fedjit.core.mark_dp_noise(noise, fedjit.core.DPNoise(
+        "gaussian", noise_multiplier=sigma, clip=clip, source="LocalGaussianFactory",
+        accountant=accountant, output=0))
+
     @fedjit.jax_computation
     def constants():
       return jnp.float32(clip), jnp.float32(sigma)
