@@ -40,7 +40,7 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators import UnweightedAggregationFactory, WeightedAggregationFactory
-from fedjit.learning.aggregators._local_dp import value_fingerprint
+from fedjit.learning.aggregators._noise import client_key, split_round_key
 from fedjit.learning.aggregators._mean import _with_dtype
 from fedjit.learning.templates import AggregationProcess, MeasuredProcessOutput
 
@@ -134,14 +134,9 @@ class ByzantineFactory:
       return fedjit.federated_zip(collections.OrderedDict(
           key=fedjit.federated_eval(initial_key, SERVER), inner=inner.initialize()))
 
-    @fedjit.jax_computation(KEY)
-    def advance(key):
-      key, use = jax.random.split(key)
-      return key, use
-
     @fedjit.jax_computation(value_type, KEY)
     def mark(value, round_key):
-      key = jax.random.fold_in(round_key, value_fingerprint(value))
+      key = client_key(round_key, value)
       byzantine = jax.random.uniform(key) < fraction
       honest = 1.0 - byzantine.astype(jnp.float32)
       squares = jax.tree_util.tree_map(lambda x: jnp.square(x.astype(jnp.float32)), value)
@@ -186,7 +181,7 @@ class ByzantineFactory:
         return jnp.where(byzantine > 0, weight * jnp.asarray(multiplier, weight.dtype), weight)
 
     def attacked(state, value):
-      key, round_key = fedjit.federated_map(advance, state.key)
+      key, round_key = fedjit.federated_map(split_round_key, state.key)
       byzantine, honest, squares, client_key = fedjit.federated_map(
           mark, (value, fedjit.federated_broadcast(round_key)))
       # The honest clients' statistics, which the omniscient attacks see

@@ -32,7 +32,7 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators._noise import _initial_key
-from fedjit.learning.aggregators._local_dp import value_fingerprint
+from fedjit.learning.aggregators._noise import split_round_key, value_fingerprint
 from fedjit.learning.aggregators._mean import (MeanFactory, UnweightedAggregationFactory,
                                                _check_value_type, _tensor_leaves)
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
@@ -128,11 +128,6 @@ class StochasticQuantizationFactory(UnweightedAggregationFactory):
       return fedjit.federated_zip(collections.OrderedDict(
           key=fedjit.federated_eval(initial_key, SERVER)))
 
-    @fedjit.jax_computation(KEY)
-    def advance(key):
-      key, use = jax.random.split(key)
-      return key, use
-
     def signs(round_key):
       return jnp.where(jax.random.bernoulli(jax.random.fold_in(round_key, 0), 0.5, (padded,)),
                        1.0, -1.0).astype(jnp.float32)
@@ -167,7 +162,7 @@ class StochasticQuantizationFactory(UnweightedAggregationFactory):
     @fedjit.federated_computation(initialize_fn.type_signature.result,
                                   FederatedType(value_type, CLIENTS))
     def next_fn(state, value):
-      key, round_key = fedjit.federated_map(advance, state.key)
+      key, round_key = fedjit.federated_map(split_round_key, state.key)
       sent = fedjit.federated_map(encode, (value, fedjit.federated_broadcast(round_key)))
       total = fedjit.federated_sum(sent)
       result = fedjit.federated_map(decode, (total, round_key))

@@ -23,8 +23,8 @@ import numpy as np
 import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
-from fedjit.learning.aggregators._noise import (_global_l2_norm, _initial_key, _number,
-                                               privacy_computation)
+from fedjit.learning.aggregators._noise import (  # noqa: F401  (value_fingerprint re-exported)
+    _global_l2_norm, _initial_key, _number, client_key, privacy_computation, value_fingerprint)
 from fedjit.learning.aggregators._mean import UnweightedAggregationFactory, _check_value_type
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
 
@@ -33,32 +33,6 @@ __all__ = ["LocalGaussianFactory"]
 FLOAT = TensorType(np.float32)
 ROUNDS = TensorType(np.int32)
 KEY = TensorType(np.uint32, [2])
-
-
-def _mix(v):
-  """A 32-bit integer hash (murmur3's finalizer)."""
-  v = (v ^ (v >> 16)) * jnp.uint32(0x85EBCA6B)
-  v = (v ^ (v >> 13)) * jnp.uint32(0xC2B2AE35)
-  return v ^ (v >> 16)
-
-
-def value_fingerprint(value) -> jax.Array:
-  """A uint32 hash of a structure of float arrays, from their bits and
-  positions: two passes of cheap integer arithmetic per element (a sum of
-  the bits, and a sum of the bits times odd position weights), mixed.
-
-  Example:
-    >>> int(value_fingerprint([jnp.ones(3)])) == int(value_fingerprint([jnp.ones(3)]))
-    True
-  """
-  h = jnp.uint32(0x811C9DC5)
-  for leaf in jax.tree_util.tree_leaves(value):
-    bits = jax.lax.bitcast_convert_type(leaf.astype(jnp.float32), jnp.uint32).reshape(-1)
-    weights = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
-    plain = jnp.sum(bits, dtype=jnp.uint32)
-    ordered = jnp.sum(bits * weights, dtype=jnp.uint32)
-    h = _mix(h ^ _mix(plain ^ jnp.uint32(0x9E3779B9)) ^ _mix(ordered))
-  return h
 
 
 class LocalGaussianFactory(UnweightedAggregationFactory):
@@ -142,7 +116,7 @@ class LocalGaussianFactory(UnweightedAggregationFactory):
       norm = _global_l2_norm(value)
       scale = jnp.float32(clip) / jnp.maximum(norm, jnp.float32(clip))
       clipped = jax.tree_util.tree_map(lambda x: (x * scale).astype(x.dtype), value)
-      key = jax.random.fold_in(round_key, value_fingerprint(clipped))
+      key = client_key(round_key, clipped)
       leaves, treedef = jax.tree_util.tree_flatten(clipped)
       keys = jax.random.split(key, len(leaves))
       stddev = jnp.float32(sigma * clip)

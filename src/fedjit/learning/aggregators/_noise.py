@@ -17,9 +17,10 @@ import fedjit
 from fedjit.core import TensorType
 from fedjit.learning.aggregators._accounting import PrivacyAccountant
 
-__all__ = ["privacy_computation"]
+__all__ = ["privacy_computation", "value_fingerprint", "client_key", "split_round_key"]
 
 ROUNDS = TensorType(np.int32)
+KEY = TensorType(np.uint32, [2])
 
 
 def _number(owner: str, name: str, value: Any, *, positive: bool = False,
@@ -72,3 +73,49 @@ def privacy_computation(accountant: PrivacyAccountant):
     return collections.OrderedDict(rounds=rounds, epsilon=eps,
                                    delta=jnp.float32(accountant.delta))
   return privacy
+
+
+def _mix(v):
+  """A 32-bit integer hash (murmur3's finalizer)."""
+  v = (v ^ (v >> 16)) * jnp.uint32(0x85EBCA6B)
+  v = (v ^ (v >> 13)) * jnp.uint32(0xC2B2AE35)
+  return v ^ (v >> 16)
+
+
+def value_fingerprint(value) -> jax.Array:
+  """A uint32 hash of a structure of float arrays, from their bits and
+  positions: two passes of cheap integer arithmetic per element (a sum of
+  the bits, and a sum of the bits times odd position weights), mixed.
+
+  Example:
+    >>> int(value_fingerprint([jnp.ones(3)])) == int(value_fingerprint([jnp.ones(3)]))
+    True
+  """
+  h = jnp.uint32(0x811C9DC5)
+  for leaf in jax.tree_util.tree_leaves(value):
+    bits = jax.lax.bitcast_convert_type(leaf.astype(jnp.float32), jnp.uint32).reshape(-1)
+    weights = jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
+    plain = jnp.sum(bits, dtype=jnp.uint32)
+    ordered = jnp.sum(bits * weights, dtype=jnp.uint32)
+    h = _mix(h ^ _mix(plain ^ jnp.uint32(0x9E3779B9)) ^ _mix(ordered))
+  return h
+
+
+def client_key(round_key: jax.Array, value: Any) -> jax.Array:
+  """One client's key of a round: the round's key folded with the client's
+  `value_fingerprint` (a client computation has no index, so its value tells
+  the clients apart; equal values get equal keys).
+
+  Example:
+    >>> key = client_key(round_key, clipped_update)
+  """
+  return jax.random.fold_in(round_key, value_fingerprint(value))
+
+
+@fedjit.jax_computation(KEY)
+def split_round_key(key):
+  """`key -> (next key, this round's key)`: the server's split at the start of
+  a round (compression, attacks and local DP draw their round's randomness
+  from it)."""
+  key, use = jax.random.split(key)
+  return key, use
