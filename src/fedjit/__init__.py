@@ -51,13 +51,15 @@ _core_all = [n for n in _core_all if n not in _backend_api]
 
 __version__ = "0.1.0"
 
-__all__ = list(_core_all) + ["templates", "aggregators", "learning", "simulation", "__version__"]
+__all__ = list(_core_all) + ["templates", "aggregators", "learning", "simulation", "deploy",
+                               "__version__"]
 
 
 def __getattr__(name):
-  # `fedjit.aggregators`, `fedjit.learning` and `fedjit.simulation` are imported
-  # on first use, so the Federated Core alone stays light.
-  if name in ("aggregators", "learning", "simulation"):
+  # `fedjit.aggregators`, `fedjit.learning`, `fedjit.simulation` and
+  # `fedjit.deploy` are imported on first use, so the Federated Core alone
+  # stays light.
+  if name in ("aggregators", "learning", "simulation", "deploy"):
     import importlib
     return importlib.import_module(f"fedjit.{name}")
   raise AttributeError(f"module 'fedjit' has no attribute {name!r}")

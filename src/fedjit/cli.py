@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow downloading the dataset when it is not in the cache "
                    "(emnist, mnist, fashion_mnist)")
   sim.add_argument("--no-progress", action="store_true", help="no progress bar")
+  _add_certs_parser(sub)
   return parser
 
 
@@ -343,6 +344,78 @@ def simulate(args) -> dict:
   return final
 
 
+def _add_certs_parser(sub) -> None:
+  certs = sub.add_parser(
+      "certs", help="make deployment certificates and manage the allowed client keys",
+      description="Certificates and keys for fedjit.deploy: a certificate authority, the "
+      "server's TLS certificate, and per client a TLS certificate (mutual TLS) and an "
+      "Ed25519 request-signing key; and the server's allow-list of client keys.",
+      formatter_class=_HelpFormatter)
+  actions = certs.add_subparsers(dest="certs_command", required=True)
+  init = actions.add_parser("init", help="make a new authority, server and clients",
+                            formatter_class=_HelpFormatter)
+  init.add_argument("folder", help="where to write (ca.pem, server.pem, clients/...)")
+  init.add_argument("--client", action="append", dest="clients", metavar="NAME",
+                    help="a client to make credentials for (repeat it; default client-1)")
+  init.add_argument("--server-name", action="append", dest="server_names", metavar="NAME",
+                    help="a DNS name or IP address of the server (repeat it; default "
+                    "localhost and 127.0.0.1)")
+  init.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+  init.add_argument("--force", action="store_true", help="replace existing files")
+  client = actions.add_parser("client", help="add a client signed by an existing authority")
+  client.add_argument("folder")
+  client.add_argument("name")
+  client.add_argument("--days", type=int, default=365)
+  client.add_argument("--force", action="store_true", help="replace the client's files")
+  allow = actions.add_parser("allow", help="allow a client's signing key on the server")
+  allow.add_argument("allow_list", help="the server's allow-list (JSON; made if missing)")
+  allow.add_argument("public_key", help="the client's .sign.pub file")
+  allow.add_argument("--name", required=True, help="the client's name in the list")
+  revoke = actions.add_parser("revoke", help="remove a client key from the allow-list")
+  revoke.add_argument("allow_list")
+  revoke.add_argument("key", help="a key id (or a prefix of 8+ digits) or a client name")
+  listing = actions.add_parser("list", help="print the allowed client keys")
+  listing.add_argument("allow_list")
+
+
+def certs(args) -> None:
+  """`fedjit certs ...` (see `_add_certs_parser`)."""
+  from fedjit import deploy
+  if args.certs_command == "init":
+    files = deploy.make_certificates(
+        args.folder, args.clients or ["client-1"],
+        server_names=args.server_names or ["localhost", "127.0.0.1"],
+        valid_days=args.days, overwrite=args.force)
+    print(f"wrote the authority {files.ca_certificate} (keep {files.ca_key} offline), the "
+          f"server's {files.server_certificate} and {len(files.clients)} client(s):")
+    for c in files.clients:
+      print(f"  {c.name}: {c.certificate}, {c.key}, signing key {c.signing_key}")
+  elif args.certs_command == "client":
+    c = deploy.add_client(args.folder, args.name, valid_days=args.days, overwrite=args.force)
+    print(f"wrote {c.certificate}, {c.key} and the signing key {c.signing_key} "
+          f"(public: {c.public_key})")
+  elif args.certs_command == "allow":
+    with open(args.public_key, "rb") as fh:
+      text = fh.read(1024)
+    allow = deploy.AllowList.load(args.allow_list)
+    kid = allow.add(text, args.name)
+    allow.save(args.allow_list)
+    print(f"allowed {args.name} ({kid}) in {args.allow_list}")
+  elif args.certs_command == "revoke":
+    allow = deploy.AllowList.load(args.allow_list)
+    try:
+      kid = allow.revoke(args.key)
+    except KeyError as e:
+      raise ValueError(e.args[0]) from None
+    allow.save(args.allow_list)
+    print(f"revoked {kid} from {args.allow_list}")
+  else:
+    allow = deploy.AllowList.load(args.allow_list)
+    for kid, entry in allow.items():
+      print(f"{kid}  {entry.name}")
+    print(f"{len(allow)} allowed key(s) in {args.allow_list}")
+
+
 def _user_errors() -> tuple[type, ...]:
   """The errors that bad input (files, options, data) raises: reported in
   one line, without a traceback."""
@@ -384,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.command == "simulate":
       simulate(args)
+    elif args.command == "certs":
+      certs(args)
   except _UsageError as e:
     print(f"fedjit: error: {e}", file=sys.stderr)
     return 2

@@ -1,0 +1,27 @@
+"""Deployment: running fedjit computations on real clients.
+
+This package holds the security foundations of the deployment runtime:
+`fedjit certs` material (a certificate authority, server and client TLS
+certificates, client signing keys) and signed requests (Ed25519 over the
+method, the body's hash, a timestamp and a nonce, checked against an
+allow-list with replay protection). The gRPC server, the client runtime and
+the remote backend build on them.
+
+Example:
+  >>> files = fedjit.deploy.make_certificates("certs", clients=["hospital-a"])
+  >>> identity = fedjit.deploy.ClientIdentity.load(files.clients[0].signing_key)
+  >>> allow = fedjit.deploy.AllowList()
+  >>> allow.add(identity.public_key_text(), name="hospital-a")
+  >>> verifier = fedjit.deploy.RequestVerifier(allow)
+  >>> headers = identity.sign("/fedjit.Server/GetTask", b"request")
+  >>> verifier.verify("/fedjit.Server/GetTask", b"request", headers) == identity.key_id
+  True
+"""
+
+from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
+from fedjit.deploy._signing import (HEADERS, AllowList, ClientIdentity, RequestVerifier,
+                                    SignatureError, key_id, sign_request)
+
+__all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentity",
+           "AllowList", "RequestVerifier", "SignatureError", "sign_request", "key_id",
+           "HEADERS"]
