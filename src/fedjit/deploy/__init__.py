@@ -1,11 +1,13 @@
 """Deployment: running fedjit computations on real clients.
 
-This package holds the security foundations of the deployment runtime:
-`fedjit certs` material (a certificate authority, server and client TLS
-certificates, client signing keys) and signed requests (Ed25519 over the
+This package holds the foundations of the deployment runtime: `fedjit
+certs` material (a certificate authority, server and client TLS
+certificates, client signing keys); signed requests (Ed25519 over the
 method, the body's hash, a timestamp and a nonce, checked against an
-allow-list with replay protection). The gRPC server, the client runtime and
-the remote backend build on them.
+allow-list with replay protection); and values on the wire (protobuf
+messages in bounded chunks, checked against their type, shape, dtype, size
+and finiteness before use). The gRPC server, the client runtime and the
+remote backend build on them.
 
 Example:
   >>> files = fedjit.deploy.make_certificates("certs", clients=["hospital-a"])
@@ -19,9 +21,10 @@ Example:
 """
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
+from fedjit.deploy._wire import UpdateRejected, ValueDecoder, decode_value, encode_value
 from fedjit.deploy._signing import (HEADERS, AllowList, ClientIdentity, RequestVerifier,
                                     SignatureError, key_id, sign_request)
 
 __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentity",
            "AllowList", "RequestVerifier", "SignatureError", "sign_request", "key_id",
-           "HEADERS"]
+           "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected"]
