@@ -6,8 +6,11 @@ certificates, client signing keys); signed requests (Ed25519 over the
 method, the body's hash, a timestamp and a nonce, checked against an
 allow-list with replay protection); and values on the wire (protobuf
 messages in bounded chunks, checked against their type, shape, dtype, size
-and finiteness before use). The gRPC server, the client runtime and the
-remote backend build on them.
+and finiteness before use); the server's round state machine (Bonawitz et
+al. 2019: over-selection, quorum, selection timeout, reporting deadline,
+commit or abandon, strikes) on a clock it is given; and the server's SQLite
+store, from which a killed server resumes after its last committed round.
+The gRPC server, the client runtime and the remote backend build on them.
 
 Example:
   >>> files = fedjit.deploy.make_certificates("certs", clients=["hospital-a"])
@@ -21,10 +24,13 @@ Example:
 """
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
+from fedjit.deploy._rounds import CheckIn, Phase, RoundConfig, RoundStateMachine
+from fedjit.deploy._store import CommittedRound, ServerStore
 from fedjit.deploy._wire import UpdateRejected, ValueDecoder, decode_value, encode_value
 from fedjit.deploy._signing import (HEADERS, AllowList, ClientIdentity, RequestVerifier,
                                     SignatureError, key_id, sign_request)
 
 __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentity",
            "AllowList", "RequestVerifier", "SignatureError", "sign_request", "key_id",
-           "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected"]
+           "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected",
+           "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound"]
