@@ -25,6 +25,7 @@ Example:
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
 from fedjit.deploy._rounds import CheckIn, Phase, RoundConfig, RoundStateMachine
+from fedjit.deploy._simulated import Availability, simulate_deployment
 from fedjit.deploy._store import CommittedRound, ServerStore
 from fedjit.deploy._wire import UpdateRejected, ValueDecoder, decode_value, encode_value
 from fedjit.deploy._signing import (HEADERS, AllowList, ClientIdentity, RequestVerifier,
@@ -33,4 +34,5 @@ from fedjit.deploy._signing import (HEADERS, AllowList, ClientIdentity, RequestV
 __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentity",
            "AllowList", "RequestVerifier", "SignatureError", "sign_request", "key_id",
            "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected",
-           "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound"]
+           "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound",
+           "Availability", "simulate_deployment"]

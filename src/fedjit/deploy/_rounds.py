@@ -157,6 +157,16 @@ class RoundStateMachine:
     self._rejected = 0
     self._accumulator: Any = None
 
+  @property
+  def started_at(self) -> float:
+    """When the current attempt began (its selection timeout counts from it)."""
+    return self._started
+
+  @property
+  def deadline(self) -> float | None:
+    """The reporting deadline of the current round (None before selection closes)."""
+    return self._deadline if self.phase == Phase.REPORTING else None
+
   # ------------------------------------------------------------- transitions
 
   def _begin(self, now: float) -> None:
