@@ -11,6 +11,7 @@ from fedjit.learning.aggregators._accounting import PrivacyAccountant
 from fedjit.learning.aggregators._compression import StochasticQuantizationFactory
 from fedjit.learning.aggregators._differential_privacy import (DifferentiallyPrivateFactory,
                                                                adaptive_clip_noise_params)
+from fedjit.learning.aggregators._distributed_dp import DistributedDpSumFactory
 from fedjit.learning.aggregators._local_dp import LocalGaussianFactory
 from fedjit.learning.aggregators._mean import (MeanFactory, SumFactory,
                                                UnweightedAggregationFactory,
@@ -33,4 +34,4 @@ __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
            "GeometricMedianFactory", "CenteredClippingFactory", "NearestNeighborMixingFactory",
            "BucketingFactory", "clipping_factory", "zeroing_factory", "LocalGaussianFactory",
            "SecureSumFactory", "SecureModularSumFactory", "StochasticQuantizationFactory",
-           "UpdateValidationFactory"]
+           "UpdateValidationFactory", "DistributedDpSumFactory"]
