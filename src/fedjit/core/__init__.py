@@ -17,6 +17,7 @@ from fedjit.core._errors import (ClientComputationError, FederatedOperationError
                                  InvalidTypeError, PlacementError,
                                  TypeNotAssignableError, TypesNotEquivalentError)
 from fedjit.core._collect import collected_type, federated_collect
+from fedjit.core.backends.remote import DistributedRound, RoundTask
 from fedjit.core._privacy_report import DPNoise, PrivacyReport, mark_dp_noise, privacy_report
 from fedjit.core._intrinsics import (federated_aggregate,
                                      federated_broadcast, federated_eval,
@@ -61,6 +62,7 @@ __all__ = [
     "federated_zip", "sequence_map", "sequence_reduce", "sequence_sum",
     "federated_eval", "federated_select", "federated_min", "federated_max", "federated_collect",
     "PrivacyReport", "privacy_report", "collected_type", "DPNoise", "mark_dp_noise",
+    "DistributedRound", "RoundTask",
     "federated_secure_select", "federated_map_all_equal",
     "federated_secure_sum_bitwidth", "federated_secure_modular_sum",
     "ComputationReturnedNoneError", "SumIncompatibleError", "type_analysis",
@@ -78,4 +80,5 @@ __all__ = [
 # `fedjit.*`, available as `fedjit.core.<name>`).
 BACKEND_API = ["register_backend", "Ops", "evaluate", "executing", "param_types",
                "to_reference", "from_reference", "struct_fields", "build_container",
-               "Prepared", "prepare_population", "collected_type", "DPNoise", "mark_dp_noise"]
+               "Prepared", "prepare_population", "collected_type", "DPNoise", "mark_dp_noise",
+               "DistributedRound", "RoundTask"]
