@@ -13,7 +13,8 @@ Example:
 """
 
 from fedjit.learning import aggregators, algorithms, metrics, models, optimizers, templates
-from fedjit.learning._model_update_aggregator import compression_aggregator, dp_aggregator
+from fedjit.learning._model_update_aggregator import (compression_aggregator, dp_aggregator,
+                                                      robust_aggregator, secure_aggregator)
 from fedjit.learning._checkpoint import (load_checkpoint, read_checkpoint_metadata,
                                          save_checkpoint)
 from fedjit.learning.algorithms import (build_fed_eval, build_fed_prox, build_fed_sgd,
@@ -27,4 +28,5 @@ __all__ = ["aggregators", "algorithms", "metrics", "models", "optimizers", "temp
            "ClientWeighting", "ModelWeights", "from_keras_model",
            "build_weighted_fed_avg", "build_unweighted_fed_avg", "build_fed_prox",
            "build_fed_sgd", "build_federated_averaging_process", "build_fed_eval",
-           "evaluate", "dp_aggregator", "compression_aggregator", "save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]
+           "evaluate", "dp_aggregator", "compression_aggregator", "robust_aggregator",
+           "secure_aggregator", "save_checkpoint", "load_checkpoint", "read_checkpoint_metadata"]

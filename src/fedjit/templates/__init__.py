@@ -11,10 +11,12 @@ from fedjit.templates._errors import (TemplateInitFnParamNotEmptyError,
                                       TemplateNotMeasuredProcessOutputError,
                                       TemplatePlacementError,
                                       TemplateStateNotAssignableError)
+from fedjit.templates._estimation_process import EstimateNotAssignableError, EstimationProcess
 from fedjit.templates._iterative_process import IterativeProcess, is_stateful
 from fedjit.templates._measured_process import MeasuredProcess, MeasuredProcessOutput
 
 __all__ = ["IterativeProcess", "is_stateful", "MeasuredProcess", "MeasuredProcessOutput",
+           "EstimationProcess", "EstimateNotAssignableError",
            "TemplateInitFnParamNotEmptyError",
            "TemplateStateNotAssignableError", "TemplateNextFnNumArgsError",
            "TemplateNotMeasuredProcessOutputError", "TemplatePlacementError"]

@@ -25,6 +25,7 @@ from fedjit.learning.aggregators._robust import (BucketingFactory, BulyanFactory
                                                  TrimmedMeanFactory, clipping_factory,
                                                  zeroing_factory)
 from fedjit.learning.aggregators._secure import SecureModularSumFactory, SecureSumFactory
+from fedjit.learning.aggregators._quantile import PrivateQuantileEstimationProcess
 from fedjit.learning.aggregators._validation import UpdateValidationFactory
 
 __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
@@ -34,4 +35,5 @@ __all__ = ["MeanFactory", "SumFactory", "UnweightedMeanFactory",
            "GeometricMedianFactory", "CenteredClippingFactory", "NearestNeighborMixingFactory",
            "BucketingFactory", "clipping_factory", "zeroing_factory", "LocalGaussianFactory",
            "SecureSumFactory", "SecureModularSumFactory", "StochasticQuantizationFactory",
-           "UpdateValidationFactory", "DistributedDpSumFactory"]
+           "UpdateValidationFactory", "DistributedDpSumFactory",
+           "PrivateQuantileEstimationProcess"]

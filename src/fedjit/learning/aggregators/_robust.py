@@ -22,7 +22,9 @@ refuses them with a TypeError.
 
 `clipping_factory` and `zeroing_factory` need no collection: they clip (or
 zero) each client's value at the client, then hand the values to any inner
-factory, weighted or unweighted, and take its weightedness, as in TFF.
+factory, weighted or unweighted, and take its weightedness, as in TFF. The
+norm is a float or an `EstimationProcess` (adaptive clipping and zeroing,
+e.g. `PrivateQuantileEstimationProcess.no_noise`).
 They combine with the robust ones, e.g.
 `clipping_factory(1.0, CoordinateMedianFactory())`.
 
@@ -47,11 +49,13 @@ import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType
 from fedjit.learning.aggregators import _robust_math as rm
 from fedjit.learning.aggregators._noise import _initial_key, _number
+from fedjit.learning.aggregators._quantile import _check_norm_process
 from fedjit.learning.aggregators._mean import (UnweightedAggregationFactory,
                                                WeightedAggregationFactory,
                                                _check_factory, _check_value_type,
                                                _empty, _tensor_leaves)
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
+from fedjit.templates import EstimationProcess
 
 __all__ = ["CoordinateMedianFactory", "TrimmedMeanFactory", "KrumFactory", "BulyanFactory",
            "GeometricMedianFactory", "CenteredClippingFactory",
@@ -473,10 +477,36 @@ def _global_norm(value: Any, order: float) -> jax.Array:
   return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
 
 
-def _norm_wrapper(kind: str, norm: float, order: float, inner_factory: Any,
+def _constant_norm_process(norm: float) -> EstimationProcess:
+  """TFF's `_constant_process`: empty state, `report` is `norm`."""
+
+  @fedjit.jax_computation
+  def norm_value():
+    return jnp.float32(norm)
+
+  @fedjit.federated_computation
+  def initialize_fn():
+    return _empty()
+
+  state_type = initialize_fn.type_signature.result
+
+  @fedjit.federated_computation(state_type, FederatedType(FLOAT, CLIENTS))
+  def next_fn(state, value):
+    del value
+    return state
+
+  @fedjit.federated_computation(state_type)
+  def report_fn(state):
+    del state
+    return fedjit.federated_eval(norm_value, SERVER)
+
+  return EstimationProcess(initialize_fn, next_fn, report_fn)
+
+
+def _norm_wrapper(kind: str, norm: Any, order: float, inner_factory: Any,
                   count_factory: Any, value_type: Any, weight_type: Any):
   """The process of `clipping_factory` / `zeroing_factory` (TFF's
-  `_make_wrapper` with a constant norm)."""
+  `_make_wrapper`): `norm` is a float or an `EstimationProcess`."""
   owner = f"{kind}_factory"
   prefix = "clipp" if kind == "clipping" else "zero"
   value_type = _check_value_type(owner, value_type)
@@ -486,10 +516,8 @@ def _norm_wrapper(kind: str, norm: float, order: float, inner_factory: Any,
     weight_type = _check_value_type(owner, weight_type, "weight_type", floats=False)
     inner = inner_factory.create(value_type, weight_type)
   counter = count_factory.create(COUNT)
-
-  @fedjit.jax_computation
-  def norm_value():
-    return jnp.float32(norm)
+  adaptive = isinstance(norm, EstimationProcess)
+  norm_process = norm if adaptive else _constant_norm_process(norm)
 
   @fedjit.jax_computation(value_type, FLOAT)
   def apply(value, bound):
@@ -501,17 +529,21 @@ def _norm_wrapper(kind: str, norm: float, order: float, inner_factory: Any,
           lambda x: jnp.where(over, x / divisor.astype(x.dtype), x), value)
     else:
       out = jax.tree_util.tree_map(lambda x: jnp.where(over, jnp.zeros_like(x), x), value)
-    return out, over.astype(jnp.int32)
+    return out, global_norm, over.astype(jnp.int32)
 
   @fedjit.federated_computation
   def initialize_fn():
     return fedjit.federated_zip(collections.OrderedDict([
-        (prefix + "ing_norm", _empty()), ("inner_agg", inner.initialize()),
+        (prefix + "ing_norm", norm_process.initialize()), ("inner_agg", inner.initialize()),
         (prefix + "ed_count_agg", counter.initialize())]))
 
   def next_impl(state, value, weight=None):
-    bound = fedjit.federated_eval(norm_value, SERVER)
-    processed, flags = fedjit.federated_map(apply, (value, fedjit.federated_broadcast(bound)))
+    norm_state = state[prefix + "ing_norm"]
+    bound = norm_process.report(norm_state)
+    processed, norms, flags = fedjit.federated_map(
+        apply, (value, fedjit.federated_broadcast(bound)))
+    # A constant norm's state is empty: its `next` would ignore the norms.
+    new_norm_state = norm_process.next(norm_state, norms) if adaptive else norm_state
     if weight is None:
       out = inner.next(state["inner_agg"], processed)
     else:
@@ -519,7 +551,7 @@ def _norm_wrapper(kind: str, norm: float, order: float, inner_factory: Any,
     count = counter.next(state[prefix + "ed_count_agg"], flags)
     return MeasuredProcessOutput(
         fedjit.federated_zip(collections.OrderedDict([
-            (prefix + "ing_norm", state[prefix + "ing_norm"]), ("inner_agg", out.state),
+            (prefix + "ing_norm", new_norm_state), ("inner_agg", out.state),
             (prefix + "ed_count_agg", count.state)])),
         out.result,
         fedjit.federated_zip(collections.OrderedDict([
@@ -544,6 +576,11 @@ class _UnweightedNormFactory(UnweightedAggregationFactory):
   def __init__(self, *spec):
     self._spec = spec
 
+  @property
+  def accountant(self):
+    """The inner factory's `PrivacyAccountant` (None if it has none)."""
+    return getattr(self._spec[3], "accountant", None)
+
   def create(self, value_type: Any) -> AggregationProcess:
     return _norm_wrapper(*self._spec, value_type, None)
 
@@ -553,6 +590,11 @@ class _WeightedNormFactory(WeightedAggregationFactory):
 
   def __init__(self, *spec):
     self._spec = spec
+
+  @property
+  def accountant(self):
+    """The inner factory's `PrivacyAccountant` (None if it has none)."""
+    return getattr(self._spec[3], "accountant", None)
 
   def create(self, value_type: Any, weight_type: Any = FLOAT) -> AggregationProcess:
     return _norm_wrapper(*self._spec, value_type, weight_type)
@@ -564,11 +606,15 @@ def _wrap(kind: str, norm: Any, order: float, inner: Any, count_factory: Any, po
     raise TypeError(f"{owner} expects inner_agg_factory to be an aggregation factory "
                     f"(weighted, such as MeanFactory(), or unweighted, such as "
                     f"UnweightedMeanFactory() or KrumFactory(1)); got {inner!r}.")
-  if isinstance(norm, bool) or not isinstance(norm, numbers.Real):
-    raise TypeError(f"fedjit's {owner} takes a fixed {kind} norm, a float; got {norm!r}. "
-                    f"Adaptive norms (TFF's EstimationProcess) are not implemented; "
-                    f"fedjit.learning.dp_aggregator has adaptive zeroing.")
-  norm = _number(owner, f"{kind}_norm", norm, positive=positive)
+  if isinstance(norm, EstimationProcess):
+    norm = _check_norm_process(owner, f"{kind}_norm", norm)
+  elif isinstance(norm, bool) or not isinstance(norm, numbers.Real):
+    raise TypeError(f"{owner} expects {kind}_norm to be a fixed {kind} norm (a float) or "
+                    f"a fedjit.templates.EstimationProcess of the norm (such as "
+                    f"fedjit.aggregators.PrivateQuantileEstimationProcess.no_noise(...)); "
+                    f"got {norm!r}.")
+  else:
+    norm = _number(owner, f"{kind}_norm", norm, positive=positive)
   counted = "clipped" if kind == "clipping" else "zeroed"
   count_factory = _check_factory(owner, f"{counted}_count_sum_factory", count_factory)
   spec = (kind, norm, order, inner, count_factory)
@@ -577,29 +623,35 @@ def _wrap(kind: str, norm: Any, order: float, inner: Any, count_factory: Any, po
   return _UnweightedNormFactory(*spec)
 
 
-def clipping_factory(clipping_norm: float, inner_agg_factory: Any,
+def clipping_factory(clipping_norm: float | EstimationProcess, inner_agg_factory: Any,
                      clipped_count_sum_factory: UnweightedAggregationFactory | None = None
                      ) -> UnweightedAggregationFactory | WeightedAggregationFactory:
-  """TFF's `clipping_factory` with a fixed norm: every client's value is
-  projected onto the l2 ball of radius `clipping_norm` (all tensors of a
-  structure together: v / (|v| / C) when |v| > C), then aggregated by
-  `inner_agg_factory`.
+  """TFF's `clipping_factory`: every client's value is projected onto the
+  l2 ball of radius C (all tensors of a structure together: v / (|v| / C)
+  when |v| > C), then aggregated by `inner_agg_factory`.
+
+  C is `clipping_norm`, a float, or, when it is an `EstimationProcess`
+  (such as `PrivateQuantileEstimationProcess.no_noise(1.0, 0.8, 0.2)`),
+  `report(state)` of this round; the process's state is then updated with
+  `next(state, norms@CLIENTS)`, the clients' l2 norms before clipping
+  (adaptive clipping, as in TFF).
 
   The result is weighted or unweighted as `inner_agg_factory` is. State:
-  `OrderedDict(clipping_norm=(), inner_agg=..., clipped_count_agg=...)`;
-  measurements `OrderedDict(clipping=inner measurements,
-  clipping_norm=float32, clipped_count=int32)` (the clients clipped this
-  round), TFF's names. A value whose norm is NaN is not clipped (as in TFF).
+  `OrderedDict(clipping_norm=the norm process's state (() for a float),
+  inner_agg=..., clipped_count_agg=...)`; measurements
+  `OrderedDict(clipping=inner measurements, clipping_norm=float32 (this
+  round's C), clipped_count=int32)` (the clients clipped this round), TFF's
+  names. A value whose norm is NaN is not clipped (as in TFF).
 
   Args:
-    clipping_norm: C > 0.
+    clipping_norm: C > 0, or an `EstimationProcess` of a float32 norm.
     inner_agg_factory: any aggregation factory, weighted or unweighted.
     clipped_count_sum_factory: an unweighted factory for the count
       (`SumFactory()`).
 
   Raises:
     TypeError: if inner_agg_factory is not a factory, or clipping_norm is
-      not a number (adaptive norms are not implemented).
+      neither a number nor an `EstimationProcess` of a float32 norm.
     ValueError: if clipping_norm <= 0.
 
   Example:
@@ -608,37 +660,48 @@ def clipping_factory(clipping_norm: float, inner_agg_factory: Any,
     >>> out = process.next(process.initialize(), [[3.0, 4.0], [0.3, 0.4]], [1.0, 1.0])
     >>> out.result, out.measurements["clipped_count"]
     (array([0.45000002, 0.6       ], dtype=float32), np.int32(1))
+    >>> adaptive = clipping_factory(
+    ...     fedjit.aggregators.PrivateQuantileEstimationProcess.no_noise(1.0, 0.8, 0.2),
+    ...     fedjit.aggregators.MeanFactory())
   """
   return _wrap("clipping", clipping_norm, 2.0, inner_agg_factory, clipped_count_sum_factory,
                positive=True)
 
 
-def zeroing_factory(zeroing_norm: float, inner_agg_factory: Any, norm_order: float = math.inf,
+def zeroing_factory(zeroing_norm: float | EstimationProcess, inner_agg_factory: Any,
+                    norm_order: float = math.inf,
                     zeroed_count_sum_factory: UnweightedAggregationFactory | None = None
                     ) -> UnweightedAggregationFactory | WeightedAggregationFactory:
-  """TFF's `zeroing_factory` with a fixed norm: every client's value whose
-  global norm (of order `norm_order`: 1, 2 or infinity) exceeds
-  `zeroing_norm` is replaced by zeros, then aggregated by
-  `inner_agg_factory`.
+  """TFF's `zeroing_factory`: every client's value whose global norm (of
+  order `norm_order`: 1, 2 or infinity) exceeds Z is replaced by zeros,
+  then aggregated by `inner_agg_factory`.
+
+  Z is `zeroing_norm`, a float, or, when it is an `EstimationProcess`,
+  `report(state)` of this round; the state is then updated with
+  `next(state, norms@CLIENTS)`, the clients' norms of order `norm_order`
+  (adaptive zeroing; `fedjit.learning.robust_aggregator` uses
+  `PrivateQuantileEstimationProcess.no_noise(10.0, 0.98, math.log(10.0),
+  multiplier=2.0, increment=1.0)`, as TFF does).
 
   A zeroed value keeps its weight in a weighted inner aggregation, as in
   TFF, so much zeroing pulls a weighted mean toward zero. The result is
   weighted or unweighted as `inner_agg_factory` is. State:
-  `OrderedDict(zeroing_norm=(), inner_agg=..., zeroed_count_agg=...)`;
-  measurements `OrderedDict(zeroing=inner measurements,
-  zeroing_norm=float32, zeroed_count=int32)`. A value whose norm is NaN is
-  not zeroed (as in TFF).
+  `OrderedDict(zeroing_norm=the norm process's state (() for a float),
+  inner_agg=..., zeroed_count_agg=...)`; measurements
+  `OrderedDict(zeroing=inner measurements, zeroing_norm=float32 (this
+  round's Z), zeroed_count=int32)`. A value whose norm is NaN is not
+  zeroed (as in TFF).
 
   Args:
-    zeroing_norm: Z >= 0.
+    zeroing_norm: Z >= 0, or an `EstimationProcess` of a float32 norm.
     inner_agg_factory: any aggregation factory, weighted or unweighted.
     norm_order: 1.0, 2.0 or math.inf (the default, TFF's).
     zeroed_count_sum_factory: an unweighted factory for the count
       (`SumFactory()`).
 
   Raises:
-    TypeError: if inner_agg_factory is not a factory, or a norm is not a
-      number.
+    TypeError: if inner_agg_factory is not a factory, or a norm is neither
+      a number nor an `EstimationProcess` of a float32 norm.
     ValueError: if zeroing_norm < 0 or norm_order is not 1, 2 or inf.
 
   Example:

@@ -25,7 +25,9 @@ import fedjit
 from fedjit.core import CLIENTS, SERVER, FederatedType, TensorType, to_type
 from fedjit.learning.aggregators._mean import (UnweightedAggregationFactory, _tensor_leaves,
                                                _with_dtype)
+from fedjit.learning.aggregators._quantile import _check_norm_process
 from fedjit.learning.templates._processes import AggregationProcess, MeasuredProcessOutput
+from fedjit.templates import EstimationProcess
 
 __all__ = ["SecureModularSumFactory", "SecureSumFactory"]
 
@@ -129,19 +131,35 @@ class SecureSumFactory(UnweightedAggregationFactory):
   summed, and dequantized on the server; the error per client value is at
   most half a quantization step, `(upper - lower) / (2**bits - 1) / 2`. TFF
   quantizes to 32 bits in int64; with 32-bit JAX (the default) fedjit uses
-  16 bits in int32, so that the sum of up to 32,768 clients cannot overflow;
-  with `jax.config.update("jax_enable_x64", True)` it uses TFF's 32 bits.
+  24 bits (what a float32 holds exactly), sent as two int32 secure sums of
+  the high 8 and the low 16 bits, so that the sum of up to 32,768 clients
+  cannot overflow; with `jax.config.update("jax_enable_x64", True)` it uses
+  TFF's 32 bits in int64.
 
   With only `upper_bound_threshold` (positive), the bounds are `±upper`.
-  Bounds are constants (TFF's adaptive `EstimationProcess` bounds are not
-  supported yet). Measurements (TFF's names): `secure_upper_clipped_count`
+
+  Adaptive bounds (for float values), as in TFF: `upper_bound_threshold`
+  (and `lower_bound_threshold`, if given) may be a
+  `fedjit.templates.EstimationProcess` of a float32 bound, such as
+  `PrivateQuantileEstimationProcess.no_noise(50.0, 0.95, 1.0,
+  multiplier=2.0, secure_estimation=True)`. This round's bounds are the
+  processes' `report(state)` (with one process: `±report`); each client
+  computes the max and min of its value before clipping, and the state is
+  updated with `next(state, max(|max|, |min|)@CLIENTS)` (one process) or
+  `next(upper_state, max@CLIENTS)` and `next(lower_state, min@CLIENTS)`
+  (two). State: the process's state, or the pair of them. Give a process
+  with `secure_estimation=True`: then the bound's update, too, uses only
+  secure sums, and `fedjit.privacy_report(...).check()` accepts the round.
+
+  Measurements (TFF's names): `secure_upper_clipped_count`
   and `secure_lower_clipped_count` (clients with some value above / below
   the bounds, summed securely), `secure_upper_threshold`,
   `secure_lower_threshold`.
 
   Raises:
-    TypeError: bounds of different kinds, or not numbers; a value type of
-      mixed dtypes, or of another kind than the bounds.
+    TypeError: bounds of different kinds, or neither numbers nor
+      `EstimationProcess`es of a float32 bound; a value type of mixed
+      dtypes, or of another kind than the bounds.
     ValueError: only an upper bound, not positive; or upper <= lower.
 
   Example:
@@ -153,9 +171,24 @@ class SecureSumFactory(UnweightedAggregationFactory):
 
   def __init__(self, upper_bound_threshold: Any, lower_bound_threshold: Any = None):
     upper, lower = upper_bound_threshold, lower_bound_threshold
+    self._processes = None
+    if isinstance(upper, EstimationProcess):
+      if lower is not None and not isinstance(lower, EstimationProcess):
+        raise TypeError(
+            f"Provided upper_bound_threshold and lower_bound_threshold must have the same "
+            f"types, but found upper_bound_threshold={upper!r}, "
+            f"lower_bound_threshold={lower!r}.")
+      _check_norm_process("SecureSumFactory", "upper_bound_threshold", upper)
+      if lower is not None:
+        _check_norm_process("SecureSumFactory", "lower_bound_threshold", lower)
+      self._int = False
+      self._processes = (upper, lower)
+      self._upper = self._lower = None
+      return
     if not (_is_int(upper) or _is_float(upper)):
       raise TypeError(f"SecureSumFactory expects upper_bound_threshold to be an int or float "
-                      f"constant, got {upper!r} (adaptive bounds are not supported yet).")
+                      f"constant, or a fedjit.templates.EstimationProcess of a float32 "
+                      f"bound, got {upper!r}.")
     if lower is not None and not (_is_int(lower) == _is_int(upper)
                                   and (_is_int(lower) or _is_float(lower))):
       raise TypeError(
@@ -184,14 +217,36 @@ class SecureSumFactory(UnweightedAggregationFactory):
       bits = math.ceil(math.log2(upper - lower + 1))
       int_dtype = dtype
     else:
-      bits = 32 if wide else 16
+      bits = 32 if wide else 24
       int_dtype = np.dtype(np.int64 if wide else np.int32)
+    # 32-bit JAX: a 24-bit level (exact in float32) is sent as two secure
+    # sums, its high 8 bits and its low 16 bits, so int32 sums of up to
+    # 32,768 clients cannot overflow.
+    split = (not self._int) and not wide
     int_type = _with_dtype(t, int_dtype)
     levels = float(2 ** bits - 1)
 
-    @fedjit.jax_computation
-    def bounds():
-      return jnp.asarray(upper, dtype), jnp.asarray(lower, dtype)
+    processes = self._processes
+
+    if processes is None:
+      @fedjit.jax_computation
+      def bounds():
+        return jnp.asarray(upper, dtype), jnp.asarray(lower, dtype)
+
+    @fedjit.jax_computation(TensorType(np.float32))
+    def single_bounds(estimate):
+      return estimate.astype(dtype), -estimate.astype(dtype)
+
+    @fedjit.jax_computation(TensorType(np.float32), TensorType(np.float32))
+    def two_bounds(hi, lo):
+      return hi.astype(dtype), lo.astype(dtype)
+
+    @fedjit.jax_computation(t)
+    def extremes(value):  # TFF: the client's max and min before clipping
+      leaves = jax.tree_util.tree_leaves(value)
+      hi = jnp.max(jnp.stack([jnp.max(x) for x in leaves])).astype(jnp.float32)
+      lo = jnp.min(jnp.stack([jnp.min(x) for x in leaves])).astype(jnp.float32)
+      return hi, lo, jnp.maximum(jnp.abs(hi), jnp.abs(lo))
 
     @fedjit.jax_computation(t, TensorType(dtype), TensorType(dtype))
     def client_shift(value, hi, lo):
@@ -207,9 +262,19 @@ class SecureSumFactory(UnweightedAggregationFactory):
         scale = levels / (hi - lo).astype(jnp.float64 if wide else jnp.float32)
         q = jnp.round((clipped - lo) * scale)
         return jnp.clip(q, 0, levels).astype(int_dtype)
-      return jax.tree_util.tree_map(shift, value), above, below
+      shifted = jax.tree_util.tree_map(shift, value)
+      if split:
+        shifted = (jax.tree_util.tree_map(lambda q: q >> 16, shifted),
+                   jax.tree_util.tree_map(lambda q: q & 0xFFFF, shifted))
+      return shifted, above, below
 
-    @fedjit.jax_computation(int_type, TensorType(dtype), TensorType(dtype), INT)
+    @fedjit.jax_computation(int_type, int_type)
+    def join(high, low):
+      return jax.tree_util.tree_map(
+          lambda h, l: h.astype(jnp.float32) * 65536.0 + l.astype(jnp.float32), high, low)
+
+    @fedjit.jax_computation(_with_dtype(t, np.float32) if split else int_type,
+                            TensorType(dtype), TensorType(dtype), INT)
     def server_shift(total, hi, lo, n):
       def back(v):
         if self._int:
@@ -224,21 +289,43 @@ class SecureSumFactory(UnweightedAggregationFactory):
 
     @fedjit.federated_computation
     def initialize_fn():
-      return fedjit.federated_value((), SERVER)
+      if processes is None:
+        return fedjit.federated_value((), SERVER)
+      if processes[1] is None:
+        return processes[0].initialize()
+      return fedjit.federated_zip((processes[0].initialize(), processes[1].initialize()))
+
+    def bounds_and_new_state(state, value):
+      if processes is None:
+        hi, lo = fedjit.federated_eval(bounds, SERVER)
+        return hi, lo, state
+      value_max, value_min, abs_max = fedjit.federated_map(extremes, value)
+      if processes[1] is None:
+        hi, lo = fedjit.federated_map(single_bounds, processes[0].report(state))
+        return hi, lo, processes[0].next(state, abs_max)
+      hi, lo = fedjit.federated_map(two_bounds, (processes[0].report(state[0]),
+                                                 processes[1].report(state[1])))
+      return hi, lo, fedjit.federated_zip((processes[0].next(state[0], value_max),
+                                           processes[1].next(state[1], value_min)))
 
     @fedjit.federated_computation(initialize_fn.type_signature.result, FederatedType(t, CLIENTS))
     def next_fn(state, value):
-      hi, lo = fedjit.federated_eval(bounds, SERVER)
+      hi, lo, new_state = bounds_and_new_state(state, value)
       shifted, above, below = fedjit.federated_map(
           client_shift, (value, fedjit.federated_broadcast(hi), fedjit.federated_broadcast(lo)))
-      total = fedjit.federated_secure_sum_bitwidth(shifted, bits)
+      if split:
+        total = fedjit.federated_map(join, (
+            fedjit.federated_secure_sum_bitwidth(shifted[0], bits - 16),
+            fedjit.federated_secure_sum_bitwidth(shifted[1], 16)))
+      else:
+        total = fedjit.federated_secure_sum_bitwidth(shifted, bits)
       n = fedjit.federated_secure_sum_bitwidth(fedjit.federated_eval(one, CLIENTS), 1)
       result = fedjit.federated_map(server_shift, (total, hi, lo, n))
       measurements = fedjit.federated_zip(collections.OrderedDict(
           secure_upper_clipped_count=fedjit.federated_secure_sum_bitwidth(above, 1),
           secure_lower_clipped_count=fedjit.federated_secure_sum_bitwidth(below, 1),
           secure_upper_threshold=hi, secure_lower_threshold=lo))
-      return MeasuredProcessOutput(state, result, measurements)
+      return MeasuredProcessOutput(new_state, result, measurements)
 
     return AggregationProcess(initialize_fn, next_fn)
 
