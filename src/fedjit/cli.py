@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(emnist, mnist, fashion_mnist)")
   sim.add_argument("--no-progress", action="store_true", help="no progress bar")
   _add_certs_parser(sub)
+  _add_client_parser(sub)
   return parser
 
 
@@ -378,6 +379,52 @@ def _add_certs_parser(sub) -> None:
   listing.add_argument("allow_list")
 
 
+def _add_client_parser(sub) -> None:
+  client = sub.add_parser(
+      "client", help="review and approve the programs this client may run",
+      description="The data owner's side of fedjit.deploy: review a task's client program "
+      "(what it computes and what it sends to the server, with any DP noise) and approve it "
+      "into a local policy; the client runtime runs only approved programs.",
+      formatter_class=_HelpFormatter)
+  actions = client.add_subparsers(dest="client_command", required=True)
+  review = actions.add_parser("review", help="print what a task's client program sends")
+  review.add_argument("task", help="a task bundle (fedjit.deploy.write_task_bundle)")
+  approve = actions.add_parser("approve", help="approve a program hash")
+  approve.add_argument("hash")
+  approve.add_argument("--policy", required=True, help="the local policy file (JSON)")
+  approve.add_argument("--note", default="", help="why (kept in the policy)")
+  revoke = actions.add_parser("revoke", help="withdraw an approval")
+  revoke.add_argument("hash")
+  revoke.add_argument("--policy", required=True)
+  listing = actions.add_parser("policy", help="list the approved program hashes")
+  listing.add_argument("--policy", required=True)
+
+
+def client(args) -> None:
+  """`fedjit client ...` (see `_add_client_parser`)."""
+  from fedjit.deploy import _review
+  if args.client_command == "review":
+    manifest, _ = _review.read_task_bundle(args.task)
+    print(manifest.review())
+    return
+  policy = _review.ApprovalPolicy.load(args.policy)
+  if args.client_command == "approve":
+    policy.approve(args.hash, args.note)
+    policy.save(args.policy)
+    print(f"approved {args.hash} in {args.policy}")
+  elif args.client_command == "revoke":
+    try:
+      policy.revoke(args.hash)
+    except KeyError as e:
+      raise ValueError(e.args[0]) from None
+    policy.save(args.policy)
+    print(f"revoked {args.hash} from {args.policy}")
+  else:
+    for h in policy.hashes():
+      print(h)
+    print(f"{len(policy.hashes())} approved program(s) in {args.policy}")
+
+
 def certs(args) -> None:
   """`fedjit certs ...` (see `_add_certs_parser`)."""
   from fedjit import deploy
@@ -459,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       simulate(args)
     elif args.command == "certs":
       certs(args)
+    elif args.command == "client":
+      client(args)
   except _UsageError as e:
     print(f"fedjit: error: {e}", file=sys.stderr)
     return 2

@@ -9,7 +9,9 @@ messages in bounded chunks, checked against their type, shape, dtype, size
 and finiteness before use); the server's round state machine (Bonawitz et
 al. 2019: over-selection, quorum, selection timeout, reporting deadline,
 commit or abandon, strikes) on a clock it is given; and the server's SQLite
-store, from which a killed server resumes after its last committed round.
+store, from which a killed server resumes after its last committed round;
+and the data owner's review (a task's manifest of what its client program
+sends, and the local policy of approved program hashes).
 The gRPC server, the client runtime and the remote backend build on them.
 
 Example:
@@ -24,6 +26,8 @@ Example:
 """
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
+from fedjit.deploy._review import (ApprovalPolicy, NotApprovedError, TaskManifest,
+                                   load_approved_program, read_task_bundle, write_task_bundle)
 from fedjit.deploy._rounds import CheckIn, Phase, RoundConfig, RoundStateMachine
 from fedjit.deploy._simulated import Availability, simulate_deployment
 from fedjit.deploy._store import CommittedRound, ServerStore
@@ -35,4 +39,5 @@ __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentit
            "AllowList", "RequestVerifier", "SignatureError", "sign_request", "key_id",
            "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected",
            "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound",
-           "Availability", "simulate_deployment"]
+           "Availability", "simulate_deployment", "TaskManifest", "ApprovalPolicy",
+           "NotApprovedError", "write_task_bundle", "read_task_bundle", "load_approved_program"]
