@@ -34,40 +34,57 @@ __all__ = ["ValueHeader", "TensorChunk", "ValuePart", "UpdateRejected", "encode_
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB of tensor bytes per message
 
 
-def _messages():
+_POOL = None
+
+
+def build_messages(file_name: str, spec: dict, oneofs: dict | None = None,
+                   dependencies: tuple = ()) -> dict:
+  """Message classes of package `fedjit.deploy.v1` from a compact spec:
+  `{message: [(field, kind, number, repeated, message_type or None)]}`, kind
+  being a `FieldDescriptorProto` type name such as "TYPE_STRING";
+  `oneofs`: `{message: oneof_name}` puts all of that message's fields in one
+  oneof. All files share one descriptor pool, so messages may refer to those
+  of files built before (name them in `dependencies`)."""
+  global _POOL
   from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
   F = descriptor_pb2.FieldDescriptorProto
-  spec = {
-      "ValueHeader": [("type_signature", F.TYPE_STRING, 1, False, None),
-                      ("num_tensors", F.TYPE_INT32, 2, False, None)],
-      "TensorChunk": [("tensor", F.TYPE_INT32, 1, False, None),
-                      ("dtype", F.TYPE_STRING, 2, False, None),
-                      ("shape", F.TYPE_INT64, 3, True, None),
-                      ("offset", F.TYPE_INT64, 4, False, None),
-                      ("total_bytes", F.TYPE_INT64, 5, False, None),
-                      ("data", F.TYPE_BYTES, 6, False, None)],
-      "ValuePart": [("header", F.TYPE_MESSAGE, 1, False, ".fedjit.deploy.v1.ValueHeader"),
-                    ("chunk", F.TYPE_MESSAGE, 2, False, ".fedjit.deploy.v1.TensorChunk")],
-  }
-  proto = descriptor_pb2.FileDescriptorProto(name="fedjit/deploy/v1/wire.proto",
-                                             package="fedjit.deploy.v1", syntax="proto3")
+  if _POOL is None:
+    _POOL = descriptor_pool.DescriptorPool()
+  proto = descriptor_pb2.FileDescriptorProto(name=file_name, package="fedjit.deploy.v1",
+                                             syntax="proto3", dependency=list(dependencies))
   for name, fields in spec.items():
     message = proto.message_type.add(name=name)
-    if name == "ValuePart":
-      message.oneof_decl.add(name="part")
+    oneof = (oneofs or {}).get(name)
+    if oneof:
+      message.oneof_decl.add(name=oneof)
     for field, kind, number, repeated, type_name in fields:
-      f = message.field.add(name=field, number=number, type=kind,
+      f = message.field.add(name=field, number=number, type=getattr(F, kind),
                             label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
       if type_name:
-        f.type_name = type_name
-      if name == "ValuePart":
+        f.type_name = f".fedjit.deploy.v1.{type_name}"
+      if oneof:
         f.oneof_index = 0
-  pool = descriptor_pool.DescriptorPool()
-  pool.Add(proto)
+  _POOL.Add(proto)
   # GetMessageClass is protobuf >= 4.22's name; older runtimes have the factory.
   make = getattr(message_factory, "GetMessageClass", None) or (
-      message_factory.MessageFactory(pool).GetPrototype)
-  return tuple(make(pool.FindMessageTypeByName(f"fedjit.deploy.v1.{n}")) for n in spec)
+      message_factory.MessageFactory(_POOL).GetPrototype)
+  return {n: make(_POOL.FindMessageTypeByName(f"fedjit.deploy.v1.{n}")) for n in spec}
+
+
+def _messages():
+  m = build_messages("fedjit/deploy/v1/wire.proto", {
+      "ValueHeader": [("type_signature", "TYPE_STRING", 1, False, None),
+                      ("num_tensors", "TYPE_INT32", 2, False, None)],
+      "TensorChunk": [("tensor", "TYPE_INT32", 1, False, None),
+                      ("dtype", "TYPE_STRING", 2, False, None),
+                      ("shape", "TYPE_INT64", 3, True, None),
+                      ("offset", "TYPE_INT64", 4, False, None),
+                      ("total_bytes", "TYPE_INT64", 5, False, None),
+                      ("data", "TYPE_BYTES", 6, False, None)],
+      "ValuePart": [("header", "TYPE_MESSAGE", 1, False, "ValueHeader"),
+                    ("chunk", "TYPE_MESSAGE", 2, False, "TensorChunk")],
+  }, oneofs={"ValuePart": "part"})
+  return m["ValueHeader"], m["TensorChunk"], m["ValuePart"]
 
 
 ValueHeader, TensorChunk, ValuePart = _messages()
