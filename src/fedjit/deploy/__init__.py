@@ -26,6 +26,8 @@ Example:
 """
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
+from fedjit.deploy._client import Client
+from fedjit.deploy._server import Server
 from fedjit.deploy._review import (ApprovalPolicy, NotApprovedError, TaskManifest,
                                    load_approved_program, read_task_bundle, write_task_bundle)
 from fedjit.deploy._rounds import CheckIn, Phase, RoundConfig, RoundStateMachine
@@ -40,4 +42,5 @@ __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentit
            "HEADERS", "encode_value", "decode_value", "ValueDecoder", "UpdateRejected",
            "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound",
            "Availability", "simulate_deployment", "TaskManifest", "ApprovalPolicy",
-           "NotApprovedError", "write_task_bundle", "read_task_bundle", "load_approved_program"]
+           "NotApprovedError", "write_task_bundle", "read_task_bundle", "load_approved_program",
+           "Server", "Client"]

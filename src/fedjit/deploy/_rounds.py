@@ -153,7 +153,7 @@ class RoundStateMachine:
     self.phase: Phase | None = None
     self._started = self._deadline = 0.0
     self._selected: set[str] = set()
-    self._reported: set[str] = set()
+    self._reported: dict[str, None] = {}
     self._rejected = 0
     self._accumulator: Any = None
 
@@ -167,12 +167,22 @@ class RoundStateMachine:
     """The reporting deadline of the current round (None before selection closes)."""
     return self._deadline if self.phase == Phase.REPORTING else None
 
+  def is_selected(self, client: str, round_number: int) -> bool:
+    """Whether `client` is selected in the running attempt of `round_number`."""
+    return (round_number == self.round and self.phase in (Phase.SELECTING, Phase.REPORTING)
+            and client in self._selected)
+
+  @property
+  def accumulator(self) -> Any:
+    """The running round's accumulator (None between rounds)."""
+    return self._accumulator
+
   # ------------------------------------------------------------- transitions
 
   def _begin(self, now: float) -> None:
     self.phase = Phase.SELECTING
     self._started = now
-    self._selected, self._reported, self._rejected = set(), set(), 0
+    self._selected, self._reported, self._rejected = set(), {}, 0
     self._accumulator = self._new_accumulator(self.round)
 
   def _close_selection(self, now: float) -> None:
@@ -181,6 +191,7 @@ class RoundStateMachine:
 
   def _summary(self, now: float) -> dict:
     return {"selected": len(self._selected), "reports": len(self._reported),
+            "reporters": list(self._reported),
             "dropped": len(self._selected) - len(self._reported), "rejected": self._rejected,
             "seconds": now - self._started}
 
@@ -242,7 +253,9 @@ class RoundStateMachine:
       if len(self._selected) >= self.config.selection_count:
         self._close_selection(now)
       return CheckIn("selected", self.round)
-    retry = max(1.0, self._deadline - now) if self.phase == Phase.REPORTING else 1.0
+    # Come back when the round may be over, but at least every few seconds:
+    # it can commit early, at its goal.
+    retry = min(max(1.0, self._deadline - now), 5.0) if self.phase == Phase.REPORTING else 1.0
     return CheckIn("wait", retry_after=retry)
 
   def submit(self, client: str, round_number: int, update: Any, now: float) -> str:
@@ -280,7 +293,7 @@ class RoundStateMachine:
                                                        "strikes": strikes})
       return "rejected"
     self._accumulator.add(update)
-    self._reported.add(client)
+    self._reported[client] = None
     if len(self._reported) >= self.config.goal_count:
       self._finish_commit(now)
     return "accepted"

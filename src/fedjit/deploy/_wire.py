@@ -248,6 +248,11 @@ class ValueDecoder:
     if len(self._buffers[i]) == size:
       self._current += 1
 
+  @property
+  def complete(self) -> bool:
+    """Whether the header and every tensor have arrived."""
+    return self._header and self._current == len(self._leaves)
+
   def result(self) -> Any:
     """The value, once every tensor is complete.
 
