@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
   sim.add_argument("--no-progress", action="store_true", help="no progress bar")
   _add_certs_parser(sub)
   _add_client_parser(sub)
+  _add_server_parser(sub)
   return parser
 
 
@@ -379,6 +380,66 @@ def _add_certs_parser(sub) -> None:
   listing.add_argument("allow_list")
 
 
+def _add_server_parser(sub) -> None:
+  server = sub.add_parser(
+      "server", help="serve a learning process's rounds to real clients",
+      description="Serve a learning process over gRPC (fedjit.deploy.Server): clients check in "
+      "with signed requests, run the process's client program on their own data and submit "
+      "their outputs; committed rounds are kept in the store, so a restarted server resumes.",
+      formatter_class=_HelpFormatter)
+  server.add_argument("--process", required=True, metavar="MODULE:FUNCTION",
+                      help="a function with no arguments returning the learning process, "
+                      "e.g. my_experiment:build_process")
+  server.add_argument("--allow-list", required=True, help="the allowed client keys (JSON)")
+  server.add_argument("--store", required=True, help="the server database (SQLite)")
+  server.add_argument("--certificate", help="the server's TLS certificate (server.pem)")
+  server.add_argument("--key", help="the server's TLS key (server.key)")
+  server.add_argument("--client-ca", help="require client certificates signed by this CA")
+  server.add_argument("--insecure", action="store_true", help="no TLS (local experiments)")
+  server.add_argument("--address", default="127.0.0.1:8443", help="where to listen")
+  server.add_argument("--goal", type=int, required=True, help="reports a round wants")
+  server.add_argument("--min-reports", type=int, default=None, help="quorum (default --goal)")
+  server.add_argument("--over-selection", type=float, default=1.3)
+  server.add_argument("--selection-timeout", type=float, default=60.0)
+  server.add_argument("--reporting-deadline", type=float, default=300.0)
+  server.add_argument("--rounds", type=int, required=True, help="stop after this many rounds")
+
+
+def server(args) -> None:
+  """`fedjit server ...` (see `_add_server_parser`)."""
+  import importlib
+  import time
+  from fedjit import deploy
+  module_name, _, function = args.process.partition(":")
+  if not module_name or not function:
+    raise _UsageError(f"--process must be MODULE:FUNCTION, got {args.process!r}")
+  sys.path.insert(0, ".")
+  try:
+    builder = getattr(importlib.import_module(module_name), function)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f"cannot load --process {args.process}: {e}") from None
+  config = deploy.RoundConfig(goal_count=args.goal, min_reports=args.min_reports,
+                              over_selection=args.over_selection,
+                              selection_timeout=args.selection_timeout,
+                              reporting_deadline=args.reporting_deadline)
+  srv = deploy.Server(builder(), allow_list=args.allow_list, store_path=args.store,
+                      config=config, certificate=args.certificate, key=args.key,
+                      client_ca=args.client_ca, address=args.address,
+                      insecure=args.insecure)
+  port = srv.start()
+  print(f"serving {srv.program_sha256} on port {port}; {srv.committed_rounds} round(s) "
+        f"committed so far", flush=True)
+  seen = srv.committed_rounds
+  try:
+    while srv.committed_rounds < args.rounds:
+      time.sleep(0.2)
+      if srv.committed_rounds != seen:
+        seen = srv.committed_rounds
+        print(f"round {seen} committed: {srv.metrics}", flush=True)
+  finally:
+    srv.stop()
+
+
 def _add_client_parser(sub) -> None:
   client = sub.add_parser(
       "client", help="review and approve the programs this client may run",
@@ -388,7 +449,19 @@ def _add_client_parser(sub) -> None:
       formatter_class=_HelpFormatter)
   actions = client.add_subparsers(dest="client_command", required=True)
   review = actions.add_parser("review", help="print what a task's client program sends")
-  review.add_argument("task", help="a task bundle (fedjit.deploy.write_task_bundle)")
+  review.add_argument("task", nargs="?", help="a task bundle (fedjit.deploy.write_task_bundle); "
+                      "or use --server")
+  _connection_options(review)
+  run = actions.add_parser("run", help="take part in a server's rounds",
+                           formatter_class=_HelpFormatter)
+  _connection_options(run)
+  run.add_argument("--data", required=True, help="the client's data folder (dataset.json and "
+                   "data.npz; see fedjit.deploy.save_client_folder)")
+  run.add_argument("--policy", required=True, help="the approved programs (fedjit client "
+                   "approve)")
+  run.add_argument("--rounds", type=int, default=None, help="stop after this many accepted "
+                   "reports")
+  run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
   approve = actions.add_parser("approve", help="approve a program hash")
   approve.add_argument("hash")
   approve.add_argument("--policy", required=True, help="the local policy file (JSON)")
@@ -400,12 +473,50 @@ def _add_client_parser(sub) -> None:
   listing.add_argument("--policy", required=True)
 
 
+def _connection_options(p) -> None:
+  p.add_argument("--server", help="the server, host:port")
+  p.add_argument("--identity", help="the client's signing key (.sign.key)")
+  p.add_argument("--ca", help="the CA certificate that signed the server's (ca.pem)")
+  p.add_argument("--certificate", help="the client's TLS certificate (mutual TLS)")
+  p.add_argument("--key", help="the client's TLS key (mutual TLS)")
+  p.add_argument("--insecure", action="store_true", help="no TLS (local experiments only)")
+
+
+def _connect(args, data=None, policy=None):
+  from fedjit import deploy
+  if not args.server or not args.identity:
+    raise _UsageError("connecting to a server needs --server and --identity")
+  return deploy.Client(args.server, args.identity, data, policy or deploy.ApprovalPolicy(),
+                       ca_certificate=args.ca, certificate=args.certificate, key=args.key,
+                       insecure=args.insecure)
+
+
 def client(args) -> None:
   """`fedjit client ...` (see `_add_client_parser`)."""
   from fedjit.deploy import _review
   if args.client_command == "review":
-    manifest, _ = _review.read_task_bundle(args.task)
+    if args.task:
+      manifest, _ = _review.read_task_bundle(args.task)
+    else:
+      connection = _connect(args)
+      try:
+        manifest = connection.manifest()
+      finally:
+        connection.close()
     print(manifest.review())
+    return
+  if args.client_command == "run":
+    from fedjit import deploy
+    connection = _connect(args, deploy.load_client_folder(args.data),
+                          deploy.ApprovalPolicy.load(args.policy))
+    try:
+      outcomes = connection.run(max_rounds=args.rounds, max_seconds=args.max_seconds)
+    finally:
+      connection.close()
+    print(f"reports: {', '.join(outcomes) if outcomes else 'none'}")
+    if outcomes and outcomes[-1] == "not_approved":
+      raise ValueError("the server's program is not approved in " + args.policy +
+                       "; review it with `fedjit client review` first")
     return
   policy = _review.ApprovalPolicy.load(args.policy)
   if args.client_command == "approve":
@@ -508,6 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       certs(args)
     elif args.command == "client":
       client(args)
+    elif args.command == "server":
+      server(args)
   except _UsageError as e:
     print(f"fedjit: error: {e}", file=sys.stderr)
     return 2

@@ -27,6 +27,7 @@ Example:
 
 from fedjit.deploy._certs import CertificateFiles, add_client, make_certificates
 from fedjit.deploy._client import Client
+from fedjit.deploy._data import load_client_folder, save_client_folder
 from fedjit.deploy._server import Server
 from fedjit.deploy._review import (ApprovalPolicy, NotApprovedError, TaskManifest,
                                    load_approved_program, read_task_bundle, write_task_bundle)
@@ -43,4 +44,4 @@ __all__ = ["make_certificates", "add_client", "CertificateFiles", "ClientIdentit
            "RoundConfig", "RoundStateMachine", "Phase", "CheckIn", "ServerStore", "CommittedRound",
            "Availability", "simulate_deployment", "TaskManifest", "ApprovalPolicy",
            "NotApprovedError", "write_task_bundle", "read_task_bundle", "load_approved_program",
-           "Server", "Client"]
+           "Server", "Client", "load_client_folder", "save_client_folder"]

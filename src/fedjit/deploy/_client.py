@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from fedjit.deploy import _protocol as proto
-from fedjit.deploy._review import ApprovalPolicy, load_approved_program
+from fedjit.deploy._review import ApprovalPolicy, TaskManifest, load_approved_program
 from fedjit.deploy._signing import ClientIdentity, sign_request
 from fedjit.deploy._wire import MAX_CHUNK_BYTES, UpdateRejected, ValueDecoder, encode_value
 
@@ -91,6 +91,9 @@ class Client:
     self._get_program = self._channel.unary_stream(
         proto.METHODS["GetProgram"], request_serializer=ser,
         response_deserializer=M.Blob.FromString)
+    self._get_manifest = self._channel.unary_unary(
+        proto.METHODS["GetManifest"], request_serializer=ser,
+        response_deserializer=M.Manifest.FromString)
     self._get_task = self._channel.unary_stream(
         proto.METHODS["GetTask"], request_serializer=ser,
         response_deserializer=M.TaskPart.FromString)
@@ -104,6 +107,20 @@ class Client:
 
   def _headers(self, method: str, body: bytes) -> list:
     return list(sign_request(self.identity, proto.METHODS[method], body).items())
+
+  def manifest(self) -> TaskManifest:
+    """The server's `TaskManifest` (what its client program sends), for the
+    owner's review; nothing is downloaded or run.
+
+    Example:
+      >>> print(client.manifest().review())
+    """
+    import fedjit
+    request = proto.messages.ManifestRequest(client_version=fedjit.__version__)
+    reply = self._get_manifest(request, timeout=self.timeout,
+                               metadata=self._headers("GetManifest",
+                                                      request.SerializeToString()))
+    return TaskManifest.from_json(reply.json)
 
   def _program(self, sha256: str) -> Any:
     if sha256 in self._programs:

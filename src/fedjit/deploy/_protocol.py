@@ -3,6 +3,7 @@
 
     CheckIn(CheckInRequest) -> CheckInResponse               unary
     GetProgram(ProgramRequest) -> stream Blob                the client program, by hash
+    GetManifest(ManifestRequest) -> Manifest                 what the program sends (review)
     GetTask(TaskRequest) -> stream TaskPart                  header, then the broadcast values
     SubmitResult(stream SubmitPart) -> SubmitResponse        header, then the client's outputs
 
@@ -23,7 +24,7 @@ __all__ = ["SERVICE", "METHODS", "messages", "stream_body"]
 
 SERVICE = "fedjit.deploy.v1.Federated"
 METHODS = {name: f"/{SERVICE}/{name}" for name in
-           ("CheckIn", "GetProgram", "GetTask", "SubmitResult")}
+           ("CheckIn", "GetProgram", "GetManifest", "GetTask", "SubmitResult")}
 
 _wire.ValuePart  # the wire file is built first: this one depends on it
 _M = _wire.build_messages("fedjit/deploy/v1/federated.proto", {
@@ -37,6 +38,8 @@ _M = _wire.build_messages("fedjit/deploy/v1/federated.proto", {
              ("total_bytes", "TYPE_INT64", 2, False, None),
              ("data", "TYPE_BYTES", 3, False, None)],
     "TaskRequest": [("round", "TYPE_INT64", 1, False, None)],
+    "ManifestRequest": [("client_version", "TYPE_STRING", 1, False, None)],
+    "Manifest": [("json", "TYPE_STRING", 1, False, None)],
     "TaskHeader": [("round", "TYPE_INT64", 1, False, None),
                    ("program_sha256", "TYPE_STRING", 2, False, None),
                    ("num_values", "TYPE_INT32", 3, False, None)],
@@ -58,6 +61,8 @@ class messages:
   ProgramRequest = _M["ProgramRequest"]
   Blob = _M["Blob"]
   TaskRequest = _M["TaskRequest"]
+  ManifestRequest = _M["ManifestRequest"]
+  Manifest = _M["Manifest"]
   TaskHeader = _M["TaskHeader"]
   TaskPart = _M["TaskPart"]
   SubmitHeader = _M["SubmitHeader"]

@@ -25,6 +25,7 @@ from concurrent import futures
 from typing import Any
 
 from fedjit.deploy import _protocol as proto
+from fedjit.deploy._review import TaskManifest
 from fedjit.deploy._rounds import RoundConfig, RoundStateMachine
 from fedjit.deploy._signing import AllowList, RequestVerifier, SignatureError
 from fedjit.deploy._simulated import _metrics
@@ -107,6 +108,7 @@ class Server:
     self.plan = fedjit.core.DistributedRound(process)
     self.program = self.plan.serialized_client_program()
     self.program_sha256 = self.plan.client_program_hash()
+    self.manifest = TaskManifest.from_round(self.plan)
     signature = self.plan.client_program.type_signature
     params = list(signature.parameter.types())
     self._broadcast_types = [t.member for t in params[len(self.plan.split.client_params):]]
@@ -198,6 +200,9 @@ class Server:
         "GetProgram": grpc.unary_stream_rpc_method_handler(
             self._get_program, request_deserializer=proto.messages.ProgramRequest.FromString,
             response_serializer=lambda m: m.SerializeToString()),
+        "GetManifest": grpc.unary_unary_rpc_method_handler(
+            self._get_manifest, request_deserializer=proto.messages.ManifestRequest.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
         "GetTask": grpc.unary_stream_rpc_method_handler(
             self._get_task, request_deserializer=proto.messages.TaskRequest.FromString,
             response_serializer=lambda m: m.SerializeToString()),
@@ -275,6 +280,10 @@ class Server:
     for offset in range(0, len(data), MAX_CHUNK_BYTES):
       yield proto.messages.Blob(offset=offset, total_bytes=len(data),
                                 data=data[offset:offset + MAX_CHUNK_BYTES])
+
+  def _get_manifest(self, request, context):
+    self._authenticate(context, proto.METHODS["GetManifest"], request.SerializeToString())
+    return proto.messages.Manifest(json=self.manifest.to_json())
 
   def _get_task(self, request, context):
     client = self._authenticate(context, proto.METHODS["GetTask"], request.SerializeToString())
