@@ -507,6 +507,8 @@ def client(args) -> None:
     return
   if args.client_command == "run":
     from fedjit import deploy
+    if not args.server or not args.identity:
+      raise _UsageError("connecting to a server needs --server and --identity")
     connection = _connect(args, deploy.load_client_folder(args.data),
                           deploy.ApprovalPolicy.load(args.policy))
     try:

@@ -113,3 +113,31 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
   assert "cannot load --process" in capsys.readouterr().err
   assert cli.main(["client", "review"]) == 2
   assert "--server and --identity" in capsys.readouterr().err
+
+
+def test_bad_configuration_fails_fast_with_one_line(tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  assert cli.main(["certs", "init", "certs", "--client", "a"]) == 0
+  capsys.readouterr()
+  tls = ["--identity", "certs/clients/a.sign.key", "--ca", "certs/ca.pem"]
+  # no server address
+  assert cli.main(["client", "run", "--data", "d", "--policy", "p.json"] + tls) == 2
+  assert "needs --server and --identity" in capsys.readouterr().err
+  # the data folder is missing
+  assert cli.main(["client", "run", "--server", "localhost:1", "--data", "nowhere",
+                   "--policy", "p.json"] + tls) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "nowhere/dataset.json is missing" in err
+  # an unreadable certificate
+  _folder(tmp_path / "d", 4, 0)
+  assert cli.main(["client", "run", "--server", "localhost:1", "--data", "d", "--policy",
+                   "p.json", "--identity", "certs/clients/a.sign.key", "--ca",
+                   "certs/missing.pem"]) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "certs/missing.pem" in err
+  # a server certificate that is not one
+  (tmp_path / "bad.pem").write_text("not a certificate")
+  assert cli.main(["server", "--process", "x:y", "--allow-list", "a.json", "--store", "s.db",
+                   "--goal", "1", "--rounds", "1", "--certificate", "bad.pem",
+                   "--key", "certs/missing.key"]) == 1
+  assert capsys.readouterr().err.count("\n") == 1

@@ -71,6 +71,19 @@ def test_rounds_over_the_network_equal_the_simulated_rounds(world):
     c.close()
 
 
+def test_register_and_heartbeat(world):
+  _, server, client, _, files, _ = world
+  c = client("a")
+  reply = c.register("a")
+  assert reply.key_id == c.identity.key_id and reply.strikes == 0
+  assert reply.program_sha256 == server.program_sha256
+  assert not c.heartbeat(1)                  # not selected yet
+  answer = c._check_in(proto.messages.CheckInRequest(), metadata=c._headers("CheckIn", b""))
+  assert c.heartbeat(answer.round)
+  assert not c.heartbeat(answer.round + 1)
+  c.close()
+
+
 def test_unapproved_programs_are_not_downloaded_or_run(world):
   _, server, client, _, _, _ = world
   c = client("a", policy=deploy.ApprovalPolicy())

@@ -85,6 +85,12 @@ class Client:
       self._channel = grpc.secure_channel(address, credentials, options=options)
     ser = lambda m: m.SerializeToString()  # noqa: E731
     M = proto.messages
+    self._register = self._channel.unary_unary(
+        proto.METHODS["Register"], request_serializer=ser,
+        response_deserializer=M.RegisterResponse.FromString)
+    self._heartbeat = self._channel.unary_unary(
+        proto.METHODS["Heartbeat"], request_serializer=ser,
+        response_deserializer=M.HeartbeatResponse.FromString)
     self._check_in = self._channel.unary_unary(
         proto.METHODS["CheckIn"], request_serializer=ser,
         response_deserializer=M.CheckInResponse.FromString)
@@ -107,6 +113,32 @@ class Client:
 
   def _headers(self, method: str, body: bytes) -> list:
     return list(sign_request(self.identity, proto.METHODS[method], body).items())
+
+  def register(self, name: str = "") -> Any:
+    """Announces this client to the server (recorded in its store); returns
+    the server's `RegisterResponse` (key id, strikes, program hash).
+
+    Example:
+      >>> client.register("hospital-a").strikes
+      0
+    """
+    import fedjit
+    request = proto.messages.RegisterRequest(name=name, client_version=fedjit.__version__)
+    return self._register(request, timeout=self.timeout,
+                          metadata=self._headers("Register", request.SerializeToString()))
+
+  def heartbeat(self, round_number: int) -> bool:
+    """Whether the server still wants this client's report for the round
+    (checked before uploading it).
+
+    Example:
+      >>> client.heartbeat(3)
+      True
+    """
+    request = proto.messages.HeartbeatRequest(round=round_number)
+    reply = self._heartbeat(request, timeout=self.timeout,
+                            metadata=self._headers("Heartbeat", request.SerializeToString()))
+    return bool(reply.round_open)
 
   def manifest(self) -> TaskManifest:
     """The server's `TaskManifest` (what its client program sends), for the
@@ -166,6 +198,8 @@ class Client:
       return "not_approved", retry
     broadcasts = self._task(answer.round, answer.program_sha256, program)
     outputs = fedjit.core.DistributedRound.run_client(program, [self.data], broadcasts)
+    if not self.heartbeat(answer.round):   # the round ended while we trained
+      return "late", 0.05
     return self._send(answer.round, program, outputs), 0.05
 
   def _task(self, round_number: int, sha256: str, program: Any) -> list:

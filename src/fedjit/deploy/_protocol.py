@@ -1,7 +1,9 @@
 """The gRPC protocol between a fedjit server and its clients (package
 `fedjit.deploy.v1`, service `Federated`).
 
+    Register(RegisterRequest) -> RegisterResponse            first contact: the server records the key
     CheckIn(CheckInRequest) -> CheckInResponse               unary
+    Heartbeat(HeartbeatRequest) -> HeartbeatResponse         is my round still open?
     GetProgram(ProgramRequest) -> stream Blob                the client program, by hash
     GetManifest(ManifestRequest) -> Manifest                 what the program sends (review)
     GetTask(TaskRequest) -> stream TaskPart                  header, then the broadcast values
@@ -24,10 +26,19 @@ __all__ = ["SERVICE", "METHODS", "messages", "stream_body"]
 
 SERVICE = "fedjit.deploy.v1.Federated"
 METHODS = {name: f"/{SERVICE}/{name}" for name in
-           ("CheckIn", "GetProgram", "GetManifest", "GetTask", "SubmitResult")}
+           ("Register", "CheckIn", "Heartbeat", "GetProgram", "GetManifest", "GetTask",
+            "SubmitResult")}
 
 _wire.ValuePart  # the wire file is built first: this one depends on it
 _M = _wire.build_messages("fedjit/deploy/v1/federated.proto", {
+    "RegisterRequest": [("name", "TYPE_STRING", 1, False, None),
+                        ("client_version", "TYPE_STRING", 2, False, None)],
+    "RegisterResponse": [("key_id", "TYPE_STRING", 1, False, None),
+                         ("strikes", "TYPE_INT32", 2, False, None),
+                         ("program_sha256", "TYPE_STRING", 3, False, None)],
+    "HeartbeatRequest": [("round", "TYPE_INT64", 1, False, None)],
+    "HeartbeatResponse": [("round_open", "TYPE_BOOL", 1, False, None),
+                          ("deadline_ms", "TYPE_INT64", 2, False, None)],
     "CheckInRequest": [("client_version", "TYPE_STRING", 1, False, None)],
     "CheckInResponse": [("status", "TYPE_STRING", 1, False, None),
                         ("round", "TYPE_INT64", 2, False, None),
@@ -56,6 +67,10 @@ _M = _wire.build_messages("fedjit/deploy/v1/federated.proto", {
 
 class messages:
   """The protocol's message classes."""
+  RegisterRequest = _M["RegisterRequest"]
+  RegisterResponse = _M["RegisterResponse"]
+  HeartbeatRequest = _M["HeartbeatRequest"]
+  HeartbeatResponse = _M["HeartbeatResponse"]
   CheckInRequest = _M["CheckInRequest"]
   CheckInResponse = _M["CheckInResponse"]
   ProgramRequest = _M["ProgramRequest"]

@@ -194,6 +194,12 @@ class Server:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._max_workers),
                          options=options)
     handlers = {
+        "Register": grpc.unary_unary_rpc_method_handler(
+            self._register, request_deserializer=proto.messages.RegisterRequest.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+        "Heartbeat": grpc.unary_unary_rpc_method_handler(
+            self._heartbeat, request_deserializer=proto.messages.HeartbeatRequest.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
         "CheckIn": grpc.unary_unary_rpc_method_handler(
             self._check_in, request_deserializer=proto.messages.CheckInRequest.FromString,
             response_serializer=lambda m: m.SerializeToString()),
@@ -261,6 +267,25 @@ class Server:
       code = (grpc.StatusCode.RESOURCE_EXHAUSTED if e.reason == "busy"
               else grpc.StatusCode.UNAUTHENTICATED)
       context.abort(code, f"{e.reason}: {e}")
+
+  def _register(self, request, context):
+    client = self._authenticate(context, proto.METHODS["Register"], request.SerializeToString())
+    name = request.name if len(request.name) <= 64 else request.name[:64]
+    with self._lock:
+      self.store.register_client(client, name)
+      strikes = self.store.strikes(client)
+    return proto.messages.RegisterResponse(key_id=client, strikes=strikes,
+                                           program_sha256=self.program_sha256)
+
+  def _heartbeat(self, request, context):
+    client = self._authenticate(context, proto.METHODS["Heartbeat"],
+                                request.SerializeToString())
+    with self._lock:
+      self.machine.tick(self._clock())
+      open_ = self.machine.is_selected(client, int(request.round))
+      deadline = self.machine.deadline
+    return proto.messages.HeartbeatResponse(
+        round_open=open_, deadline_ms=int(1000 * deadline) if (open_ and deadline) else 0)
 
   def _check_in(self, request, context):
     client = self._authenticate(context, proto.METHODS["CheckIn"],
