@@ -434,8 +434,13 @@ def server(args) -> None:
     while srv.committed_rounds < args.rounds:
       time.sleep(0.2)
       if srv.committed_rounds != seen:
+        for number, _, summary in srv.store.events("commit"):
+          if number > seen:
+            loss = summary.get("metrics", {}).get("client_work/train/loss")
+            print(f"round {number} committed: {summary['reports']} report(s), "
+                  f"{summary['dropped']} dropped" + (f", loss {loss:.4f}" if loss else ""),
+                  flush=True)
         seen = srv.committed_rounds
-        print(f"round {seen} committed: {srv.metrics}", flush=True)
   finally:
     srv.stop()
 

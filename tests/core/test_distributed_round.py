@@ -108,3 +108,23 @@ def test_prepare_and_finish_check_their_arguments():
   task = plan.prepare([process.initialize()])
   with pytest.raises(ValueError, match="at least one client's report"):
     plan.finish(task, [])
+
+
+def _plan_here():
+  return fedjit.core.DistributedRound(learning.algorithms.build_weighted_fed_avg(
+      softmax3_model(), learning.optimizers.build_sgdm(0.5)))
+
+
+def _plan_from_another_line():
+
+  plan = _plan_here()
+  return plan
+
+
+def test_the_client_program_hash_does_not_depend_on_where_it_was_traced():
+  # The hash names the program in approvals, so it must not change with the
+  # line numbers of the code that built it (source locations are stripped).
+  assert _plan_here().client_program_hash() == _plan_from_another_line().client_program_hash()
+  other = fedjit.core.DistributedRound(learning.algorithms.build_weighted_fed_avg(
+      softmax3_model(), learning.optimizers.build_sgdm(0.25)))
+  assert other.client_program_hash() != _plan_here().client_program_hash()

@@ -125,13 +125,42 @@ def _export(comp: JaxComputation) -> bytes:
       out = comp.fn(*jax.tree_util.tree_unflatten(in_tree, list(leaves)))
     return jax.tree_util.tree_leaves(out)
 
-  exported = jax_export.export(jax.jit(flat_fn))(*flat)
+  exported = _without_locations(jax_export.export(jax.jit(flat_fn))(*flat))
   try:
     return bytes(exported.serialize(vjp_order=1))
   except ImportError:
     raise
   except Exception:  # functions JAX cannot differentiate still serialize
     return bytes(exported.serialize())
+
+
+def _without_locations(exported):
+  """`exported` with the Python source locations stripped from its StableHLO,
+  so that its bytes (and their hash, the name under which a deployment's
+  client program is approved) depend on what it computes, not on the files
+  and line numbers of the code that traced it. This uses JAX's MLIR bindings
+  (`jax._src`); where they differ, the locations are kept."""
+  try:
+    import dataclasses
+    from jax._src import xla_bridge
+    from jax._src.interpreters import mlir
+    from jax._src.lib import _jax
+    from jax._src.lib.mlir import ir, passmanager
+    from jax._src.lib.mlir.dialects import hlo
+    context = mlir.make_ir_context()
+    with context, ir.Location.unknown(context):
+      module = _jax.mlir.deserialize_portable_artifact(exported.mlir_module_serialized)
+      passmanager.PassManager.parse("builtin.module(strip-debuginfo)").run(module.operation)
+      target = hlo.get_version_from_compatibility_requirement(
+          hlo.StablehloCompatibilityRequirement.WEEK_4)
+      stripped = _jax.mlir.serialize_portable_artifact(
+          module, target, xla_bridge.get_backend().serialize_with_sdy)
+    get_vjp = exported._get_vjp
+    return dataclasses.replace(
+        exported, mlir_module_serialized=stripped,
+        _get_vjp=None if get_vjp is None else (lambda e: _without_locations(get_vjp(e))))
+  except Exception:  # noqa: BLE001 -- JAX internals moved: keep the locations
+    return exported
 
 
 class _ExportedFunction:

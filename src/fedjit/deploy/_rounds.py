@@ -245,6 +245,8 @@ class RoundStateMachine:
     if self.store.strikes(client) >= self.config.max_strikes:
       return CheckIn("refused")
     self.tick(now)
+    if client in self._reported:   # its report is in: nothing more to do this round
+      return CheckIn("wait", retry_after=1.0)
     if self.phase == Phase.SELECTING or (self.phase == Phase.REPORTING and
                                          client in self._selected):
       if client in self._selected:
