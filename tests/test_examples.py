@@ -119,3 +119,24 @@ def test_dp_fedavg_prints_epsilon_per_round_as_dp_accounting_computes_it(capsys)
     assert abs(eps - rdp.get_epsilon(1e-4)) < 1e-5 * eps
   losses = [float(l.split()[3]) for l in out]
   assert losses[-1] < losses[0]
+
+
+def test_deploy_digits_example_writes_client_folders_and_its_round_splits(tmp_path, capsys):
+  import fedjit
+  from fedjit import deploy
+  example = load_example("deploy_digits")
+  example.main([str(tmp_path)])
+  assert capsys.readouterr().out.splitlines() == [
+      f"wrote {tmp_path}/client-1", f"wrote {tmp_path}/client-2"]
+  datasets = [deploy.load_client_folder(tmp_path / f"client-{i}") for i in (1, 2)]
+  assert sum(d.num_examples for d in datasets) == 1797   # all of the digits
+  process = example.build_process()
+  plan = fedjit.core.DistributedRound(process)
+  state = process.initialize()
+  task = plan.prepare([state])
+  program = fedjit.deserialize(plan.serialized_client_program())
+  result = plan.finish(task, [plan.run_client(program, [d], task.broadcasts) for d in datasets])
+  expected = process.next(state, datasets)
+  np.testing.assert_allclose(process.get_model_weights(result.state).trainable["w"],
+                             process.get_model_weights(expected.state).trainable["w"],
+                             rtol=1e-4, atol=1e-6)
