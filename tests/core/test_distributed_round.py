@@ -128,3 +128,37 @@ def test_the_client_program_hash_does_not_depend_on_where_it_was_traced():
   other = fedjit.core.DistributedRound(learning.algorithms.build_weighted_fed_avg(
       softmax3_model(), learning.optimizers.build_sgdm(0.25)))
   assert other.client_program_hash() != _plan_here().client_program_hash()
+
+
+def test_the_server_keeps_running_sums_not_reports():
+  process = learning.algorithms.build_unweighted_fed_avg(
+      softmax3_model(), learning.optimizers.build_sgdm(0.5),
+      model_aggregator=aggregators.UnweightedMeanFactory(
+          value_sum_factory=aggregators.SecureSumFactory(1.0, -1.0)))
+  plan = fedjit.core.DistributedRound(process)
+  state = process.initialize()
+  task = plan.prepare([state])
+  data = batched_clients([4, 6, 2, 8, 4, 6])
+  reports = [plan.run_client(plan.client_program, [d], task.broadcasts) for d in data]
+  running = plan.aggregate(task)
+  for r in reports:
+    running.add(r)
+  # one running value per aggregation, whatever the number of clients
+  sizes = {j: len(jax.tree_util.tree_leaves(v)) for j, v in running._state.items()}
+  running_one = plan.aggregate(task)
+  running_one.add(reports[0])
+  assert sizes == {j: len(jax.tree_util.tree_leaves(v)) for j, v in running_one._state.items()}
+  with fedjit.backend("reference"):
+    expected = process.next(state, data)
+  _same(process, plan.finish(task, running), expected)
+  # A secure-sum value outside its bound is refused when it arrives.
+  g = plan.split.graph
+  (j,) = [j for j in plan.split.aggregations
+          if g.nodes[j].attrs["name"] == "federated_secure_sum_bitwidth"][:1]
+  k = plan.split.client_outputs.index(plan.split.alias[g.nodes[j].args[0]])
+  bad = list(reports[0])
+  bad[k] = jax.tree_util.tree_map(lambda x: np.full_like(np.asarray(x), 2 ** 30), bad[k])
+  with pytest.raises(ValueError, match="federated_secure_sum_bitwidth"):
+    plan.aggregate(task).add(bad)
+  with pytest.raises(ValueError, match=f"holds {len(reports[0])} values, got 1"):
+    plan.aggregate(task).add(reports[0][:1])

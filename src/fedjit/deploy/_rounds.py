@@ -294,7 +294,15 @@ class RoundStateMachine:
       self.store.record_event(self.round, "rejected", {"client": client, "reason": e.reason,
                                                        "strikes": strikes})
       return "rejected"
-    self._accumulator.add(update)
+    try:
+      self._accumulator.add(update)   # all or nothing
+    except (UpdateRejected, ValueError, TypeError) as e:
+      # a value the aggregate refuses (out of a secure sum's bound, a wrong type)
+      self._rejected += 1
+      strikes = self.store.add_strike(client)
+      self.store.record_event(self.round, "rejected", {
+          "client": client, "reason": getattr(e, "reason", "aggregate"), "strikes": strikes})
+      return "rejected"
     self._reported[client] = None
     if len(self._reported) >= self.config.goal_count:
       self._finish_commit(now)

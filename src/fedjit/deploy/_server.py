@@ -10,9 +10,10 @@ every submitted value is decoded against its type (`ValueDecoder`) before
 it is kept, and a client whose values fail is struck. A committed round's
 process state is written to the store, so a restarted server resumes.
 
-Reports are kept until the round commits and aggregated then, with the
-same operations as the simulation; memory is cohort x update size (running
-sums as reports arrive are future work).
+Reports are added to the round's running aggregate as they arrive
+(`RunningAggregate`: sums, not reports, so memory does not grow with the
+cohort; `federated_collect` keeps every value, as its type says), with the
+same arithmetic as the simulation.
 """
 
 from __future__ import annotations
@@ -46,14 +47,16 @@ def _grpc():
 
 
 class _Round:
-  """A round's task (what `DistributedRound.prepare` computed) and its reports."""
+  """A round's task (what `DistributedRound.prepare` computed) and the
+  running aggregate of its reports (sums, not reports: memory flat in the
+  cohort)."""
 
-  def __init__(self, task: Any):
+  def __init__(self, plan: Any, task: Any):
     self.task = task
-    self.reports: list = []
+    self.running = plan.aggregate(task)
 
   def add(self, outputs: list) -> None:
-    self.reports.append(outputs)
+    self.running.add(outputs)
 
 
 def _nbytes(t: Any) -> int:
@@ -151,10 +154,10 @@ class Server:
     return self._state
 
   def _new_round(self, round_number: int) -> _Round:
-    return _Round(self.plan.prepare([self._state]))
+    return _Round(self.plan, self.plan.prepare([self._state]))
 
   def _commit(self, round_number: int, current: _Round, previous: bytes):
-    result = self.plan.finish(current.task, current.reports)
+    result = self.plan.finish(current.task, current.running)
     self._state = result.state
     self.metrics = _metrics(getattr(result, "metrics", {}))
     return self._state_bytes(result.state), self.metrics
