@@ -247,10 +247,13 @@ class Server:
     return port
 
   def stop(self, grace: float = 1.0) -> None:
-    """Stops serving and closes the store."""
+    """Stops serving and closes the store (once; later calls do nothing)."""
+    if self._stop.is_set() and self._grpc_server is None:
+      return
     self._stop.set()
     if self._grpc_server is not None:
       self._grpc_server.stop(grace).wait(grace + 5)
+      self._grpc_server = None
     if self._ticker is not None:
       self._ticker.join(5)
     self.store.close()
