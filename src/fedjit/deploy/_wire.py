@@ -46,7 +46,11 @@ def build_messages(file_name: str, spec: dict, oneofs: dict | None = None,
   oneof. All files share one descriptor pool, so messages may refer to those
   of files built before (name them in `dependencies`)."""
   global _POOL
-  from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+  try:
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+  except ImportError as e:  # pragma: no cover - depends on the installation
+    raise ImportError("fedjit.deploy needs protobuf, grpcio and cryptography: "
+                      "pip install 'fedjit[deploy]'") from e
   F = descriptor_pb2.FieldDescriptorProto
   if _POOL is None:
     _POOL = descriptor_pool.DescriptorPool()
