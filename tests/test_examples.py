@@ -21,7 +21,7 @@ def test_custom_fedavg_prints_seed_types_and_loss_goes_down(capsys):
   assert all(b < a for a, b in zip(losses, losses[1:])), losses
 
 
-def test_custom_fedavg_both_backends_agree_for_15_rounds():
+def test_custom_fedavg_both_backends_agree_for_5_rounds():
   example = load_example("custom_fedavg")
   data = [example.preprocess(*c) for c in example.make_client_data()]
   sizes = sorted(sum(len(b[1]) for b in c) for c in data)
@@ -31,7 +31,7 @@ def test_custom_fedavg_both_backends_agree_for_15_rounds():
   for backend in ("reference", "vectorized"):
     with example.fedjit.backend(backend):
       state = process.initialize()
-      for _ in range(15):
+      for _ in range(5):
         state = process.next(state, data)
     states[backend] = state
   for ref, vec in zip(states["reference"], states["vectorized"]):
